@@ -1,0 +1,185 @@
+"""Numerical gradient checks of every NumPy module and of whole MLPs.
+
+Each hand-written backward pass is compared with central differences in
+float64: for a scalar function f, df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / 2h,
+with an error of order h^2. A layer is checked through the scalar
+L = sum(layer(x) * dout) for a random ``dout``, whose gradient with respect to
+the layer's output is exactly ``dout``.
+
+Run with ``pytest`` (collected through pytest.ini) or ``python unittests.py``.
+"""
+import unittest
+
+import numpy as np
+
+from mlp_numpy import MLP
+from modules import (CrossEntropyModule, ELUModule, LeakyReLUModule,
+                     LinearModule, ReLUModule, SigmoidModule,
+                     SoftmaxCrossEntropyModule, SoftMaxModule, TanhModule)
+
+
+def rel_error(x, y):
+    """Largest relative error between two arrays, safe where both are near 0."""
+    return np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y)))
+
+
+def eval_numerical_gradient(f, x, h=1e-5):
+    """Central-difference gradient of the scalar function ``f()`` of array ``x``.
+
+    ``x`` is perturbed in place, one entry at a time, and restored, so ``f``
+    must read ``x`` at call time (as modules read ``params`` in ``forward``).
+    """
+    grad = np.zeros_like(x)
+    for index in np.ndindex(*x.shape):
+        original = x[index]
+        x[index] = original + h
+        f_plus = f()
+        x[index] = original - h
+        f_minus = f()
+        x[index] = original
+        grad[index] = (f_plus - f_minus) / (2 * h)
+    return grad
+
+
+def elementwise_layer_gradients(layer, x, dout):
+    """Analytic and numerical dL/dx for L = sum(layer.forward(x) * dout)."""
+    layer.forward(x)
+    analytic = layer.backward(dout)
+    numerical = eval_numerical_gradient(lambda: np.sum(layer.forward(x) * dout), x)
+    return analytic, numerical
+
+
+class TestLosses(unittest.TestCase):
+
+    def test_cross_entropy_input_gradient(self):
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            n_samples, n_classes = rng.integers(2, 10, size=2)
+            logits = rng.standard_normal((n_samples, n_classes))
+            probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+            labels = rng.integers(n_classes, size=n_samples)
+            loss = CrossEntropyModule()
+            analytic = CrossEntropyModule().backward(probabilities, labels)
+            numerical = eval_numerical_gradient(
+                lambda: loss.forward(probabilities, labels), probabilities)
+            self.assertLess(rel_error(analytic, numerical), 1e-6)
+
+    def test_cross_entropy_one_hot_equals_labels(self):
+        rng = np.random.default_rng(1)
+        probabilities = rng.dirichlet(np.ones(4), size=6)
+        labels = rng.integers(4, size=6)
+        one_hot = np.eye(4)[labels]
+        loss = CrossEntropyModule()
+        self.assertAlmostEqual(loss.forward(probabilities, labels),
+                               loss.forward(probabilities, one_hot))
+        np.testing.assert_allclose(loss.backward(probabilities, labels),
+                                   loss.backward(probabilities, one_hot))
+
+    def test_softmax_cross_entropy_gradient(self):
+        rng = np.random.default_rng(2)
+        for labels_as_one_hot in (False, True):
+            logits = rng.standard_normal((7, 5))
+            labels = rng.integers(5, size=7)
+            targets = np.eye(5)[labels] if labels_as_one_hot else labels
+            loss = SoftmaxCrossEntropyModule()
+            loss.forward(logits, targets)
+            analytic = loss.backward()
+            numerical = eval_numerical_gradient(lambda: loss.forward(logits, targets), logits)
+            self.assertLess(rel_error(analytic, numerical), 1e-6)
+
+    def test_fused_loss_equals_softmax_then_cross_entropy(self):
+        rng = np.random.default_rng(3)
+        logits = rng.standard_normal((8, 6))
+        labels = rng.integers(6, size=8)
+        softmax, cross_entropy, fused = (SoftMaxModule(), CrossEntropyModule(),
+                                         SoftmaxCrossEntropyModule())
+        probabilities = softmax.forward(logits)
+        separate_loss = cross_entropy.forward(probabilities, labels)
+        separate_grad = softmax.backward(cross_entropy.backward(probabilities, labels))
+        self.assertAlmostEqual(fused.forward(logits, labels), separate_loss, places=12)
+        np.testing.assert_allclose(fused.backward(), separate_grad, rtol=1e-10, atol=1e-14)
+
+    def test_fused_loss_is_finite_for_huge_logits(self):
+        logits = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4]])
+        labels = np.array([1, 2])
+        fused = SoftmaxCrossEntropyModule()
+        with np.errstate(over='raise', divide='raise', invalid='raise'):
+            loss = fused.forward(logits, labels)
+            dlogits = fused.backward()
+        self.assertAlmostEqual(loss, 1e4)
+        np.testing.assert_allclose(dlogits, [[0.5, -0.5, 0.0], [0.0, 0.0, 0.0]])
+
+
+class TestLayers(unittest.TestCase):
+
+    def test_linear_gradients(self):
+        rng = np.random.default_rng(4)
+        for input_layer in (False, True):
+            n_samples, in_features, out_features = rng.integers(2, 10, size=3)
+            x = rng.standard_normal((n_samples, in_features))
+            dout = rng.standard_normal((n_samples, out_features))
+            layer = LinearModule(in_features, out_features, input_layer=input_layer, rng=rng)
+            layer.params['bias'][:] = rng.standard_normal(out_features)
+            layer.forward(x)
+            dx = layer.backward(dout)
+            loss = lambda: np.sum(layer.forward(x) * dout)
+            for name in ('weight', 'bias'):
+                numerical = eval_numerical_gradient(loss, layer.params[name])
+                self.assertLess(rel_error(layer.grads[name], numerical), 1e-6, name)
+            self.assertLess(rel_error(dx, eval_numerical_gradient(loss, x)), 1e-6)
+
+    def test_activation_gradients(self):
+        rng = np.random.default_rng(5)
+        activations = [ELUModule(alpha=1.0), ELUModule(alpha=0.5), ReLUModule(),
+                       LeakyReLUModule(), LeakyReLUModule(0.2), SigmoidModule(),
+                       TanhModule()]
+        for layer in activations:
+            # Keep inputs away from the kinks at 0, where central differences
+            # of ReLU-like functions straddle two slopes.
+            x = rng.standard_normal((6, 9))
+            x[np.abs(x) < 1e-3] = 0.5
+            dout = rng.standard_normal((6, 9))
+            analytic, numerical = elementwise_layer_gradients(layer, x, dout)
+            self.assertLess(rel_error(analytic, numerical), 1e-6, type(layer).__name__)
+
+    def test_softmax_gradient(self):
+        rng = np.random.default_rng(6)
+        x = rng.standard_normal((5, 7))
+        dout = rng.standard_normal((5, 7))
+        analytic, numerical = elementwise_layer_gradients(SoftMaxModule(), x, dout)
+        self.assertLess(rel_error(analytic, numerical), 1e-6)
+
+
+class TestMLP(unittest.TestCase):
+
+    def check_mlp_gradients(self, n_hidden, activation):
+        rng = np.random.default_rng(7)
+        n_samples, n_inputs, n_classes = 4, 6, 3
+        x = rng.standard_normal((n_samples, n_inputs))
+        labels = rng.integers(n_classes, size=n_samples)
+        model = MLP(n_inputs, n_hidden, n_classes, activation=activation, rng=rng)
+        for parameter, _ in model.parameters():
+            parameter += 0.1 * rng.standard_normal(parameter.shape)
+        loss_module = SoftmaxCrossEntropyModule()
+        loss_module.forward(model.forward(x), labels)
+        model.backward(loss_module.backward())
+        loss = lambda: loss_module.forward(model.forward(x), labels)
+        for index, (parameter, gradient) in enumerate(model.parameters()):
+            numerical = eval_numerical_gradient(loss, parameter)
+            self.assertLess(rel_error(gradient, numerical), 1e-6,
+                            f"parameter {index} of MLP{n_hidden} with {activation}")
+
+    def test_logistic_regression(self):
+        self.check_mlp_gradients([], 'elu')
+
+    def test_one_hidden_layer(self):
+        for activation in ('elu', 'relu', 'leaky_relu', 'sigmoid', 'tanh'):
+            self.check_mlp_gradients([5], activation)
+
+    def test_three_hidden_layers(self):
+        for activation in ('elu', 'tanh'):
+            self.check_mlp_gradients([5, 4, 5], activation)
+
+
+if __name__ == '__main__':
+    unittest.main()
