@@ -1,0 +1,42 @@
+"""Training curves as PNG files."""
+import matplotlib
+
+matplotlib.use('Agg')  # draw to files; no display needed
+import matplotlib.pyplot as plt
+
+from training_utils import atomic_write
+
+
+def save_figure(figure, path):
+    """Save a matplotlib figure as PNG atomically, then close it."""
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format='png', dpi=100))
+    plt.close(figure)
+
+
+def plot_training_curves(logging_dict, run_dir, title, best_epoch=None):
+    """Draw ``loss.png`` and ``accuracy.png`` (train and validation) into ``run_dir``.
+
+    Parameters
+    ----------
+    logging_dict : dict
+        Lists ``train_loss``, ``validation_loss``, ``train_accuracy`` and
+        ``validation_accuracy``, one value per epoch.
+    run_dir : Path
+    title : str
+    best_epoch : int, optional
+        0-based index of the epoch kept as the final model, marked on both plots.
+    """
+    epochs = range(1, len(logging_dict['train_loss']) + 1)
+    for quantity, y_label in (('loss', 'cross-entropy loss (nats)'), ('accuracy', 'accuracy')):
+        figure, axes = plt.subplots(figsize=(6, 4))
+        axes.plot(epochs, logging_dict[f'train_{quantity}'], marker='o', label='train')
+        axes.plot(epochs, logging_dict[f'validation_{quantity}'], marker='o', label='validation')
+        if best_epoch is not None and best_epoch >= 0:
+            axes.axvline(best_epoch + 1, color='grey', linestyle=':', label='best epoch')
+        axes.set_xlabel('epoch')
+        axes.set_ylabel(y_label)
+        axes.set_title(f'{title}: {quantity}')
+        axes.grid(alpha=0.3)
+        axes.legend()
+        figure.tight_layout()
+        save_figure(figure, run_dir / f'{quantity}.png')

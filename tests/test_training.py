@@ -1,0 +1,179 @@
+"""The training scripts: mirror, real data, outputs, divergence, determinism, resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mlp_numpy
+import mlp_pytorch
+import train_mlp_numpy
+import train_mlp_pytorch
+from data_utils import get_dataloader, get_dataset
+from modules import SoftmaxCrossEntropyModule
+from optimizers import SGD
+
+REPO = Path(__file__).resolve().parent.parent
+FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
+SPIRAL = dict(dataset='spiral', data_dir='unused', progress=False, plot=False)
+
+
+def run_script(script, *arguments, cwd, timeout=120):
+    return subprocess.run([sys.executable, str(REPO / script), *arguments], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def only_run_dir(out_dir):
+    run_dirs = [path for path in Path(out_dir).iterdir() if path.is_dir()]
+    assert len(run_dirs) == 1, run_dirs
+    return run_dirs[0]
+
+
+def test_accuracy_functions_agree():
+    logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    labels = np.array([1, 0, 0, 0])
+    assert train_mlp_numpy.accuracy(logits, labels) == 0.75
+    assert train_mlp_numpy.accuracy(logits, np.eye(2)[labels]) == 0.75
+    assert train_mlp_pytorch.accuracy(torch.from_numpy(logits), torch.from_numpy(labels)) == 0.75
+    with pytest.raises(ValueError, match="3 predictions but 4 targets"):
+        train_mlp_numpy.accuracy(logits[:3], labels)
+
+
+def test_evaluate_model_averages_over_every_sample():
+    """A last batch smaller than the others must not weigh as much as a full one."""
+    data = get_dataset('spiral', validation_size=None)
+    loaders = get_dataloader(data, 64, return_numpy=True)
+    model = mlp_numpy.MLP(2, [8], 3, rng=np.random.default_rng(0))
+    test = data['test']
+    expected = train_mlp_numpy.accuracy(model.forward(test.images), test.labels)
+    assert len(test) % 64 != 0
+    assert train_mlp_numpy.evaluate_model(model, loaders['test']) == pytest.approx(expected)
+
+
+def test_numpy_and_pytorch_training_steps_agree():
+    """Same weights, same batches, same order (float64): equal losses at every step."""
+    data = get_dataset('spiral')
+    loader = get_dataloader(data, 32, return_numpy=True, seed=3)['train']
+    numpy_model = mlp_numpy.MLP(2, [16, 16], 3, rng=np.random.default_rng(0))
+    torch_model = mlp_pytorch.MLP(2, [16, 16], 3).double()
+    mlp_pytorch.copy_numpy_to_torch(numpy_model, torch_model)
+    numpy_optimizer = SGD(numpy_model, lr=0.5, momentum=0.9)
+    torch_optimizer = torch.optim.SGD(torch_model.parameters(), lr=0.5, momentum=0.9)
+    loss_module = SoftmaxCrossEntropyModule()
+    n_steps = 0
+    for images, labels in loader:
+        images = images.astype(np.float64)
+        numpy_loss = loss_module.forward(numpy_model.forward(images), labels)
+        numpy_model.backward(loss_module.backward())
+        numpy_optimizer.step()
+        torch_loss = F.cross_entropy(torch_model(torch.from_numpy(images)),
+                                     torch.from_numpy(labels))
+        torch_optimizer.zero_grad()
+        torch_loss.backward()
+        torch_optimizer.step()
+        assert numpy_loss == pytest.approx(torch_loss.item(), rel=1e-6, abs=1e-9)
+        n_steps += 1
+    assert n_steps == len(loader) > 10
+
+
+@pytest.mark.skipif(not FASHION_MNIST.exists(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.parametrize('script', ['numpy', 'pytorch'])
+def test_two_epochs_of_fashion_mnist(script, tmp_path):
+    common = dict(hidden_dims=[128], lr=0.1, batch_size=128, epochs=2, seed=42,
+                  data_dir=str(tmp_path / 'data'), dataset='fashion_mnist',
+                  out_dir=str(tmp_path), plot=False, progress=False)
+    if script == 'numpy':
+        _, val_accuracies, test_accuracy, _ = train_mlp_numpy.train(**common)
+    else:
+        _, val_accuracies, test_accuracy, _ = train_mlp_pytorch.train(
+            use_batch_norm=False, device='cpu', **common)
+    assert len(val_accuracies) == 2
+    assert test_accuracy > 0.82
+
+
+@pytest.mark.parametrize('script', ['train_mlp_numpy.py', 'train_mlp_pytorch.py'])
+def test_command_line_writes_curves_summary_and_weights(script, tmp_path):
+    result = run_script(script, '--dataset', 'spiral', '--epochs', '3', '--hidden_dims', '16',
+                        '--out_dir', str(tmp_path / 'out'), '--no_progress', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert 'test accuracy' in result.stdout
+    run_dir = only_run_dir(tmp_path / 'out')
+    weights = 'model.npz' if 'numpy' in script else 'model.pt'
+    checkpoint = 'checkpoint.npz' if 'numpy' in script else 'checkpoint.pt'
+    for name in ('loss.png', 'accuracy.png', 'summary.json', weights, checkpoint):
+        assert (run_dir / name).stat().st_size > 0, name
+    summary = json.loads((run_dir / 'summary.json').read_text())
+    assert summary['status'] == 'completed'
+    assert summary['epochs_completed'] == 3
+    assert len(summary['metrics']['validation_accuracy']) == 3
+    best = summary['best_epoch']
+    assert summary['metrics']['validation_accuracy'][best - 1] == summary['best_validation_accuracy']
+    assert 0 <= summary['test_accuracy'] <= 1
+    assert 'numpy' in summary['versions']
+    assert not list(run_dir.glob('.*.tmp'))
+
+
+def test_numpy_script_does_not_import_torch():
+    code = ("import sys, train_mlp_numpy; "
+            "sys.exit(1 if any(m.split('.')[0] == 'torch' for m in sys.modules) else 0)")
+    assert subprocess.run([sys.executable, '-c', code], cwd=REPO).returncode == 0
+
+
+def test_other_configurations_never_share_a_folder(tmp_path):
+    for lr in (0.1, 0.2, 0.1):
+        train_mlp_numpy.train([8], lr, 32, 1, 0, out_dir=str(tmp_path), **SPIRAL)
+    run_dirs = sorted(path.name for path in tmp_path.iterdir())
+    assert len(run_dirs) == 2
+    assert 'lr0.1_' in run_dirs[0] and 'lr0.2_' in run_dirs[1]
+
+
+def test_numpy_runs_are_deterministic(tmp_path):
+    first = train_mlp_numpy.train([16], 0.1, 32, 3, 7, out_dir=str(tmp_path / 'a'), **SPIRAL)
+    second = train_mlp_numpy.train([16], 0.1, 32, 3, 7, out_dir=str(tmp_path / 'b'), **SPIRAL)
+    assert first[1] == second[1]
+    assert first[2] == second[2]
+
+
+@pytest.mark.parametrize('script', ['numpy', 'pytorch'])
+def test_divergence_stops_cleanly_and_keeps_the_best_model(script, tmp_path):
+    arguments = dict(hidden_dims=[32, 32], lr=1e6, batch_size=32, epochs=5, seed=0,
+                     out_dir=str(tmp_path), **{**SPIRAL, 'plot': True})
+    if script == 'numpy':
+        model, val_accuracies, test_accuracy, logs = train_mlp_numpy.train(**arguments)
+    else:
+        model, val_accuracies, test_accuracy, logs = train_mlp_pytorch.train(
+            use_batch_norm=False, device='cpu', **arguments)
+    assert len(val_accuracies) < 5
+    assert test_accuracy is not None and 0 <= test_accuracy <= 1
+    summary = json.loads((only_run_dir(tmp_path) / 'summary.json').read_text())
+    assert summary['status'] == 'diverged'
+    assert 'smaller --lr' in summary['message']
+
+
+def test_numpy_resume_gives_exactly_the_uninterrupted_run(tmp_path):
+    arguments = dict(hidden_dims=[16], lr=0.1, batch_size=32, seed=5, momentum=0.9,
+                     dropout=0.1, **SPIRAL)
+    _, whole_accuracies, whole_test, whole_logs = train_mlp_numpy.train(
+        epochs=4, out_dir=str(tmp_path / 'whole'), **arguments)
+    train_mlp_numpy.train(epochs=2, out_dir=str(tmp_path / 'part'), **arguments)
+    checkpoint = only_run_dir(tmp_path / 'part') / 'checkpoint.npz'
+    _, resumed_accuracies, resumed_test, resumed_logs = train_mlp_numpy.train(
+        epochs=4, out_dir='ignored', resume=str(checkpoint), **arguments)
+    assert resumed_accuracies == whole_accuracies
+    assert resumed_test == whole_test
+    assert resumed_logs['train_loss'] == whole_logs['train_loss']
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    train_mlp_numpy.train([8], 0.1, 32, 1, 0, out_dir=str(tmp_path), **SPIRAL)
+    checkpoint = only_run_dir(tmp_path) / 'checkpoint.npz'
+    with pytest.raises(ValueError, match=r"hidden_dims: saved \[8\], now \[9\]"):
+        train_mlp_numpy.train([9], 0.1, 32, 2, 0, out_dir=str(tmp_path),
+                              resume=str(checkpoint), **SPIRAL)
