@@ -1,0 +1,510 @@
+"""CIFAR-10 in memory, and the mini-batch loaders every training script uses.
+
+`get_cifar10` reads the python version of CIFAR-10 (downloading it on first
+use) into three `ArrayDataset`s; `get_dataloader` wraps them in loaders that
+cut mini-batches out of the whole arrays, with no per-image Python work.
+
+    >>> datasets = get_cifar10('data/')
+    >>> loaders = get_dataloader(datasets, batch_size=128)
+    >>> for images, labels in loaders['train']:
+    ...     pass  # images: (128, 3, 32, 32) float32, labels: (128,) int64
+
+Everything here needs only NumPy (and tqdm for the download bar); PyTorch is
+imported only when a loader is asked for tensors.
+"""
+import hashlib
+import http.client
+import numbers
+import operator
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
+CIFAR10_MD5 = 'c58f30108f718f92721af3b95e74349a'
+CIFAR10_ARCHIVE = 'cifar-10-python.tar.gz'
+CIFAR10_FOLDER = 'cifar-10-batches-py'
+CIFAR10_TRAIN_BATCHES = tuple(f'data_batch_{number}' for number in range(1, 6))
+CIFAR10_TEST_BATCH = 'test_batch'
+CIFAR10_META = 'batches.meta'
+CIFAR10_IMAGE_SHAPE = (3, 32, 32)
+
+# Per-channel (red, green, blue) statistics of the training images scaled to [0, 1].
+CIFAR10_MEAN = (0.491, 0.482, 0.447)
+CIFAR10_STD = (0.247, 0.243, 0.262)
+
+# The validation split is drawn with this seed whatever the training seed, so
+# every run of every script validates on the same images.
+SPLIT_SEED = 0
+
+SPLITS = ('train', 'validation', 'test')
+DOWNLOAD_CHUNK_BYTES = 1 << 20
+
+
+class DownloadError(OSError):
+    """A data file could not be downloaded (no network, interrupted, wrong checksum)."""
+
+
+class CorruptDataError(ValueError):
+    """A data file or folder on disk is truncated, incomplete or in the wrong format."""
+
+
+class ArrayDataset:
+    """A labelled data set held in memory as two NumPy arrays.
+
+    Parameters
+    ----------
+    images : np.ndarray
+        Inputs, shape (N, ...); stored as a C-contiguous float32 array.
+    labels : np.ndarray
+        Integer class labels, shape (N,); stored as int64.
+    classes : sequence of str
+        Class names; ``classes[label]`` names a label.
+
+    Attributes
+    ----------
+    images : np.ndarray
+        float32, shape (N, ...), e.g. (N, 3, 32, 32) for CIFAR-10.
+    labels : np.ndarray
+        int64, shape (N,).
+    classes : list of str
+        Class names, indexed by label.
+    """
+
+    def __init__(self, images, labels, classes):
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f'labels must be a 1-D array of integers, got {labels.dtype} '
+                             f'of shape {labels.shape}; pass the class index of each example')
+        if len(images) != len(labels):
+            raise ValueError(f'got {len(images)} images but {len(labels)} labels; '
+                             'pass exactly one label per image')
+        self.images = np.ascontiguousarray(images, dtype=np.float32)
+        self.labels = np.ascontiguousarray(labels, dtype=np.int64)
+        self.classes = list(classes)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.images[index], self.labels[index]
+
+    def __repr__(self):
+        return (f'ArrayDataset({len(self)} examples of shape {self.images.shape[1:]}, '
+                f'{len(self.classes)} classes)')
+
+
+class ArrayLoader:
+    """Mini-batches of an `ArrayDataset`, each cut out of the whole arrays at once.
+
+    Each batch is gathered by one fancy-indexing operation on the whole image
+    array, with the batch's slice of the epoch's order (a fresh permutation
+    when shuffling, else 0, 1, ..., N-1): one contiguous copy per batch and no
+    per-example Python work. Every batch is a new array, so changing it never
+    changes the data set.
+
+    Parameters
+    ----------
+    dataset : ArrayDataset
+        The examples to iterate over.
+    batch_size : int
+        Number of examples per batch.
+    shuffle : bool
+        Draw a fresh random order at the start of every epoch.
+    drop_last : bool
+        Skip the last batch when it would be smaller than `batch_size`.
+    seed : int
+        Seed of `rng`, the generator of the shuffling orders.
+    return_numpy : bool
+        Yield NumPy arrays (PyTorch is then never imported); otherwise yield
+        torch tensors.
+    device : str or torch.device, optional
+        Torch path only: the whole data set is copied to this device once and
+        the batches are gathered there.
+
+    Attributes
+    ----------
+    dataset : ArrayDataset
+    batch_size : int
+    shuffle : bool
+    drop_last : bool
+    rng : np.random.Generator
+        Draws each epoch's order as ``rng.permutation(len(dataset))``. Save and
+        restore ``rng.bit_generator.state`` to resume a run exactly.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, drop_last=False, seed=0,
+                 return_numpy=False, device=None):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.rng = np.random.default_rng(seed)
+        self._images, self._labels = dataset.images, dataset.labels
+        self._as_index = lambda order: order
+        self._gather = lambda array, index: array.take(index, axis=0)
+        if not return_numpy:
+            import torch
+            if device is None or torch.device(device).type == 'cpu':
+                # On the CPU, gathering with NumPy and wrapping the result (no
+                # copy) is several times faster than torch's index_select.
+                self._gather = lambda array, index: torch.from_numpy(array.take(index, axis=0))
+            else:
+                self._images = torch.as_tensor(dataset.images, device=device)
+                self._labels = torch.as_tensor(dataset.labels, device=device)
+                # Each epoch's order moves to the device once; batches are gathered there.
+                self._as_index = lambda order: torch.from_numpy(order).to(device)
+                self._gather = lambda tensor, index: tensor.index_select(0, index)
+
+    def __len__(self):
+        """Number of batches in one epoch."""
+        if self.drop_last:
+            return len(self.dataset) // self.batch_size
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self):
+        n_examples = len(self.dataset)
+        order = self.rng.permutation(n_examples) if self.shuffle else np.arange(n_examples)
+        order = self._as_index(order)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            batch = order[start:start + self.batch_size]
+            yield self._gather(self._images, batch), self._gather(self._labels, batch)
+
+
+def get_dataloader(dataset, batch_size, return_numpy=False, seed=0, device=None):
+    """Wrap the three splits of a data set in mini-batch loaders.
+
+    Parameters
+    ----------
+    dataset : dict of str to ArrayDataset
+        The output of `get_cifar10` (or `data_utils.get_dataset`), with keys
+        'train', 'validation' and 'test'.
+    batch_size : int
+        Examples per batch, between 1 and the size of the training split.
+    return_numpy : bool
+        Yield NumPy arrays instead of torch tensors; PyTorch is then never
+        imported.
+    seed : int
+        Seed of each loader's `rng`; the same seed gives the same batches.
+    device : str or torch.device, optional
+        Torch path only: move the whole arrays to this device once and gather
+        the batches there.
+
+    Returns
+    -------
+    dict of str to ArrayLoader
+        'train' is shuffled afresh every epoch and drops its last incomplete
+        batch; 'validation' and 'test' run in order over every example. Each
+        yields ``(images, labels)``: images float32 (B, ...) such as
+        (B, 3, 32, 32), labels int64 (B,).
+    """
+    missing = [split for split in SPLITS if split not in dataset]
+    if missing:
+        raise ValueError(f'dataset lacks the split(s) {missing}; pass the dict returned by '
+                         f"get_cifar10 or data_utils.get_dataset (keys {', '.join(SPLITS)})")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f'batch_size must be a whole number of examples, got {batch_size!r}')
+    n_train = len(dataset['train'])
+    if not 1 <= batch_size <= n_train:
+        raise ValueError(f'batch_size must be between 1 and {n_train} (the size of the '
+                         f'training split), got {batch_size}')
+    if return_numpy and device is not None:
+        raise ValueError(f'device={device!r} needs torch tensors: drop return_numpy=True, '
+                         'or drop device to get NumPy arrays in main memory')
+    return {split: ArrayLoader(dataset[split], int(batch_size), shuffle=split == 'train',
+                               drop_last=split == 'train', seed=seed,
+                               return_numpy=return_numpy, device=device)
+            for split in SPLITS}
+
+
+def check_validation_size(validation_size, pool_size):
+    """Return `validation_size` as an int after checking 0 <= it < `pool_size`."""
+    if isinstance(validation_size, bool) or not isinstance(validation_size, numbers.Integral):
+        raise TypeError(f'validation_size must be a whole number of examples, '
+                        f'got {validation_size!r}')
+    if not 0 <= validation_size < pool_size:
+        raise ValueError(f'validation_size must be between 0 and {pool_size - 1} (it is drawn '
+                         f'from the {pool_size} training examples, which must keep at least '
+                         f'one for training), got {validation_size}')
+    return operator.index(validation_size)
+
+
+def standardise_uint8(raw_images, mean, std):
+    """Scale uint8 images to [0, 1] and standardise each channel, as float32.
+
+    Parameters
+    ----------
+    raw_images : np.ndarray
+        uint8, shape (N, C, ...).
+    mean, std : sequence of float
+        One value per channel, for pixels scaled to [0, 1].
+
+    Returns
+    -------
+    np.ndarray
+        float32 of the same shape, ``(raw / 255 - mean) / std`` per channel,
+        computed in one multiply (which converts to float32) and one in-place
+        subtraction, without float64 temporaries.
+    """
+    channel_shape = (len(mean),) + (1,) * (raw_images.ndim - 2)
+    mean = np.asarray(mean, dtype=np.float64).reshape(channel_shape)
+    std = np.asarray(std, dtype=np.float64).reshape(channel_shape)
+    images = np.empty(raw_images.shape, dtype=np.float32)
+    np.multiply(raw_images, (1.0 / (255.0 * std)).astype(np.float32), out=images)
+    images -= (mean / std).astype(np.float32)
+    return images
+
+
+def make_splits(pool_images, pool_labels, test_images, test_labels, classes, validation_size,
+                mean=None, std=None, split_seed=SPLIT_SEED):
+    """Draw a validation split from the training pool and wrap the three splits.
+
+    The pool is permuted once with `split_seed`; the first `validation_size`
+    examples of that order are the validation split, the rest the training
+    split. Both end up as contiguous halves of one array, so no copy of the
+    float images is ever made.
+
+    Parameters
+    ----------
+    pool_images, pool_labels : np.ndarray
+        Every training example, (N, ...) and (N,).
+    test_images, test_labels : np.ndarray
+        The test split, kept in its order.
+    classes : sequence of str
+        Class names.
+    validation_size : int
+        Examples moved from the pool to the validation split.
+    mean, std : sequence of float, optional
+        When given, the images are uint8 and are standardised per channel
+        with `standardise_uint8`.
+    split_seed : int
+        Seed of the permutation that draws the validation split.
+
+    Returns
+    -------
+    dict of str to ArrayDataset
+        Keys 'train', 'validation', 'test'.
+    """
+    validation_size = check_validation_size(validation_size, len(pool_labels))
+    order = np.random.default_rng(split_seed).permutation(len(pool_labels))
+    pool_images, pool_labels = pool_images[order], pool_labels[order]
+    if mean is not None:
+        pool_images = standardise_uint8(pool_images, mean, std)
+        test_images = standardise_uint8(test_images, mean, std)
+    return {
+        'train': ArrayDataset(pool_images[validation_size:], pool_labels[validation_size:],
+                              classes),
+        'validation': ArrayDataset(pool_images[:validation_size],
+                                   pool_labels[:validation_size], classes),
+        'test': ArrayDataset(test_images, test_labels, classes),
+    }
+
+
+def file_md5(path):
+    """Return the hex md5 digest of a file, read in chunks."""
+    digest = hashlib.md5()
+    with open(path, 'rb') as file:
+        while chunk := file.read(DOWNLOAD_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_file(url, destination, md5):
+    """Download `url` to `destination`, which appears only when complete and verified.
+
+    The bytes go to a temporary file beside `destination`, which is renamed
+    to `destination` only once the whole body has arrived and its md5 sum
+    matches `md5`. On any failure the temporary file is deleted, so a
+    half-written download is never taken for a whole one.
+
+    Parameters
+    ----------
+    url : str
+        Where to download from (any scheme urllib opens, e.g. https or file).
+    destination : str or Path
+        The final path; its folder is created if needed.
+    md5 : str
+        Expected hex md5 digest of the file.
+
+    Raises
+    ------
+    DownloadError
+        No network, an interrupted transfer, or a checksum mismatch (which
+        is what a transfer that ended early gives). The message says where to
+        put the file by hand.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    by_hand = (f'Without network access, download {url} on another machine and put it at '
+               f'{destination.resolve()}, then run again.')
+    print(f'Downloading {url} to {destination}')
+    descriptor, partial_name = tempfile.mkstemp(dir=destination.parent,
+                                                prefix=f'.{destination.name}.', suffix='.part')
+    partial = Path(partial_name)
+    try:
+        digest = hashlib.md5()
+        received = 0
+        try:
+            with os.fdopen(descriptor, 'wb') as partial_file, \
+                    urllib.request.urlopen(url, timeout=60) as response:
+                announced = response.headers.get('Content-Length')
+                with tqdm(total=int(announced) if announced else None, unit='B',
+                          unit_scale=True, unit_divisor=1024, desc=destination.name,
+                          disable=None) as progress:
+                    while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
+                        partial_file.write(chunk)
+                        digest.update(chunk)
+                        received += len(chunk)
+                        progress.update(len(chunk))
+        except (OSError, http.client.HTTPException) as error:
+            raise DownloadError(f'Could not download {url}: {error}. {by_hand}') from error
+        if digest.hexdigest() != md5:
+            raise DownloadError(f'{url} arrived with md5 {digest.hexdigest()} instead of {md5} '
+                                f'({received} bytes received, {announced or "?"} announced), '
+                                f'so it was discarded; run again to retry. {by_hand}')
+        os.replace(partial, destination)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def extract_archive(archive, folder):
+    """Extract the tar `archive` so that `folder` appears only when fully extracted.
+
+    The archive is unpacked into a temporary folder beside `folder`, and the
+    folder named ``folder.name`` inside it is renamed to `folder` at the end.
+    """
+    folder = Path(folder)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}.',
+                                    suffix='.extracting'))
+    try:
+        with tarfile.open(archive) as tar:
+            # Python >= 3.11.4 can refuse members that would land outside `staging`.
+            safety = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}
+            tar.extractall(staging, **safety)
+        os.rename(staging / folder.name, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def ensure_cifar10_batches(data_dir):
+    """Return `data_dir`/cifar-10-batches-py, downloading and extracting it if needed.
+
+    An existing folder (ours or torchvision's: the layout is the same) is used
+    as it is; otherwise an existing `data_dir`/cifar-10-python.tar.gz is
+    verified and extracted; otherwise the archive is downloaded first.
+    """
+    data_dir = Path(data_dir)
+    batches_dir = data_dir / CIFAR10_FOLDER
+    if not batches_dir.is_dir():
+        archive = data_dir / CIFAR10_ARCHIVE
+        if not archive.is_file():
+            download_file(CIFAR10_URL, archive, md5=CIFAR10_MD5)
+        elif file_md5(archive) != CIFAR10_MD5:
+            raise CorruptDataError(f'{archive} does not have the md5 sum of CIFAR-10 '
+                                   f'({CIFAR10_MD5}): it is incomplete or another file. '
+                                   'Delete it and run again to download it anew.')
+        extract_archive(archive, batches_dir)
+    needed = (*CIFAR10_TRAIN_BATCHES, CIFAR10_TEST_BATCH, CIFAR10_META)
+    missing = [name for name in needed if not (batches_dir / name).is_file()]
+    if missing:
+        raise CorruptDataError(f'{batches_dir} lacks {", ".join(missing)}. Delete that folder '
+                               f'and run again to extract it anew from {CIFAR10_ARCHIVE}.')
+    return batches_dir
+
+
+def _unpickle(path):
+    """Load one pickle of the CIFAR-10 python version (bytes keys)."""
+    try:
+        with open(path, 'rb') as file:
+            return pickle.load(file, encoding='bytes')
+    except OSError:
+        raise
+    except Exception as error:  # damaged pickles fail in many ways: EOFError, UnpicklingError, ...
+        raise CorruptDataError(
+            f'{path} is truncated or corrupt ({type(error).__name__}: {error}). Delete the '
+            f'folder {Path(path).parent} and run again to extract it anew.') from error
+
+
+def read_cifar10_batch(path):
+    """Read one CIFAR-10 batch file.
+
+    Returns
+    -------
+    raw_images : np.ndarray
+        uint8, shape (n, 3, 32, 32): the 3072 bytes of a row are the red,
+        then the green, then the blue 32x32 plane.
+    labels : np.ndarray
+        int64, shape (n,).
+    """
+    batch = _unpickle(path)
+    if not isinstance(batch, dict):
+        batch = {}
+    raw_images = batch.get(b'data')
+    labels = np.asarray(batch.get(b'labels', []))
+    row_bytes = int(np.prod(CIFAR10_IMAGE_SHAPE))
+    images_ok = (isinstance(raw_images, np.ndarray) and raw_images.dtype == np.uint8
+                 and raw_images.ndim == 2 and raw_images.shape[1] == row_bytes)
+    labels_ok = (images_ok and labels.shape == (len(raw_images),)
+                 and np.issubdtype(labels.dtype, np.integer)
+                 and 0 <= labels.min(initial=0) and labels.max(initial=0) <= 9)
+    if not (images_ok and labels_ok):
+        raise CorruptDataError(
+            f"{path} is not a CIFAR-10 batch (expected b'data' uint8 (n, {row_bytes}) and n "
+            f"b'labels' in 0..9). Delete the folder {Path(path).parent} and run again to "
+            'extract it anew.')
+    return raw_images.reshape(-1, *CIFAR10_IMAGE_SHAPE), labels.astype(np.int64)
+
+
+def read_cifar10_classes(path):
+    """Read the class names from CIFAR-10's batches.meta."""
+    meta = _unpickle(path)
+    names = meta.get(b'label_names') if isinstance(meta, dict) else None
+    if not names:
+        raise CorruptDataError(f"{path} has no b'label_names'. Delete the folder "
+                               f'{Path(path).parent} and run again to extract it anew.')
+    return [name.decode() for name in names]
+
+
+def get_cifar10(data_dir='data/', validation_size=5000):
+    """Load CIFAR-10 into memory, normalised, with a validation split.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        Folder holding (or to receive) cifar-10-batches-py/ and
+        cifar-10-python.tar.gz; torchvision's CIFAR10 root works as is.
+    validation_size : int
+        Number of training images moved to the validation split, drawn by a
+        permutation with the fixed seed `SPLIT_SEED`.
+
+    Returns
+    -------
+    dict of str to ArrayDataset
+        'train' (50000 - validation_size images), 'validation' and 'test'
+        (10000 images, in file order). Images are float32 (N, 3, 32, 32), as
+        torchvision's ToTensor lays them out, with ``(x / 255 - CIFAR10_MEAN)
+        / CIFAR10_STD`` per channel; labels int64.
+
+    Raises
+    ------
+    DownloadError
+        The data is absent and cannot be downloaded.
+    CorruptDataError
+        A file on disk is truncated, incomplete or not CIFAR-10.
+    """
+    batches_dir = ensure_cifar10_batches(data_dir)
+    classes = read_cifar10_classes(batches_dir / CIFAR10_META)
+    train_batches = [read_cifar10_batch(batches_dir / name) for name in CIFAR10_TRAIN_BATCHES]
+    pool_images = np.concatenate([raw_images for raw_images, _ in train_batches])
+    pool_labels = np.concatenate([labels for _, labels in train_batches])
+    del train_batches
+    test_images, test_labels = read_cifar10_batch(batches_dir / CIFAR10_TEST_BATCH)
+    return make_splits(pool_images, pool_labels, test_images, test_labels, classes,
+                       validation_size, mean=CIFAR10_MEAN, std=CIFAR10_STD)
