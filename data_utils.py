@@ -1,0 +1,332 @@
+"""Every data set the MLPs train on, behind one function: `get_dataset`.
+
+    >>> datasets = get_dataset('fashion_mnist')      # or 'cifar10', 'mnist', 'spiral'
+    >>> loaders = get_dataloader(datasets, batch_size=128)
+
+`get_dataset` returns the same three-way dict of `ArrayDataset`s as
+`cifar10_utils.get_cifar10`, so `get_dataloader` and the training scripts work
+unchanged on each data set:
+
+- 'cifar10': see `cifar10_utils.get_cifar10`; images (N, 3, 32, 32).
+- 'mnist', 'fashion_mnist': images (N, 1, 28, 28), read from IDX files
+  (`read_idx`) and standardised with the mean and standard deviation of the
+  whole 60 000-image training pool (before the validation split is drawn, so
+  the numbers do not depend on `validation_size`).
+- 'spiral': the toy problem of CS231n, K interleaved spiral arms in the plane;
+  inputs (N, 2), generated from a seed, nothing on disk.
+"""
+import gzip
+import zlib
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from cifar10_utils import (ArrayDataset, ArrayLoader, CorruptDataError, DownloadError,
+                           download_file, get_cifar10, get_dataloader, make_splits)
+
+__all__ = ['DATASETS', 'ArrayDataset', 'ArrayLoader', 'CorruptDataError', 'DownloadError',
+           'default_validation_size', 'get_dataset', 'get_dataloader', 'get_fashion_mnist',
+           'get_mnist', 'get_spiral', 'read_idx']
+
+DATASETS = ('cifar10', 'fashion_mnist', 'mnist', 'spiral')
+IMAGE_VALIDATION_SIZE = 5000
+
+# Where Debian's package dataset-fashion-mnist installs the four gzipped IDX files.
+DEBIAN_FASHION_MNIST_DIR = Path('/usr/share/datasets/fashion-mnist')
+
+SPIRAL_CLASSES = 3
+SPIRAL_POINTS_PER_CLASS = 500
+SPIRAL_NOISE = 0.2
+
+
+class IdxImageSet(NamedTuple):
+    """Where a data set of IDX files lives: its folder under data_dir (torchvision's
+    names), a download URL prefix, the md5 of each gzipped file, its class names."""
+    folder: str
+    url: str
+    md5s: dict
+    classes: tuple
+
+
+IDX_TRAIN_IMAGES = 'train-images-idx3-ubyte'
+IDX_TRAIN_LABELS = 'train-labels-idx1-ubyte'
+IDX_TEST_IMAGES = 't10k-images-idx3-ubyte'
+IDX_TEST_LABELS = 't10k-labels-idx1-ubyte'
+IDX_FILES = (IDX_TRAIN_IMAGES, IDX_TRAIN_LABELS, IDX_TEST_IMAGES, IDX_TEST_LABELS)
+
+MNIST = IdxImageSet(
+    folder='MNIST',
+    url='https://ossci-datasets.s3.amazonaws.com/mnist/',
+    # The md5 sums torchvision lists for these files; this offline machine
+    # could not check them against a download. `_read_image_pair` also checks
+    # the structure of every file, whatever its source.
+    md5s={f'{IDX_TRAIN_IMAGES}.gz': 'f68b3c2dcbeaaa9fbdd348bbdeb94873',
+          f'{IDX_TRAIN_LABELS}.gz': 'd53e105ee54ea40749a09fcbcd1e9432',
+          f'{IDX_TEST_IMAGES}.gz': '9fb629c4189551a2d022fa330f9573f3',
+          f'{IDX_TEST_LABELS}.gz': 'ec29112dd5afa0611ce80d1b7f02629c'},
+    classes=tuple(str(digit) for digit in range(10)),
+)
+
+FASHION_MNIST = IdxImageSet(
+    folder='FashionMNIST',
+    url='http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
+    # The md5 sums published in Fashion-MNIST's README. Debian recompressed its
+    # copies, so files found locally are checked by structure only.
+    md5s={f'{IDX_TRAIN_IMAGES}.gz': '8d4fb7e6c68d591d4c3dfef9ec88bf0d',
+          f'{IDX_TRAIN_LABELS}.gz': '25c81989df183df01b3e8a0aad5dffbe',
+          f'{IDX_TEST_IMAGES}.gz': 'bef4ecab320f06d8554ea6380940ec79',
+          f'{IDX_TEST_LABELS}.gz': 'bb300cfdad3c16e7a12a480ee83cd310'},
+    classes=('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
+             'Sneaker', 'Bag', 'Ankle boot'),
+)
+
+# IDX type codes (third byte of the magic number) and their big-endian dtypes.
+IDX_DTYPES = {0x08: '>u1', 0x09: '>i1', 0x0B: '>i2', 0x0C: '>i4', 0x0D: '>f4', 0x0E: '>f8'}
+GZIP_MAGIC = b'\x1f\x8b'
+
+
+def read_idx(path):
+    """Read an IDX file (the format of MNIST), gzipped or not.
+
+    An IDX file is a 4-byte magic number (two zero bytes, a type code, the
+    number of dimensions), one big-endian uint32 per dimension, then the data
+    in C order, big-endian.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; gzip compression is recognised by its content, not its name.
+
+    Returns
+    -------
+    np.ndarray
+        A new array of the stored shape, in the stored type with native byte
+        order.
+
+    Raises
+    ------
+    CorruptDataError
+        Wrong magic number, or a file (or gzip stream) shorter or longer than
+        its header announces.
+    """
+    path = Path(path)
+    content = path.read_bytes()
+    fix = 'Delete it and run again to download it anew, or replace it with a good copy.'
+    if content[:2] == GZIP_MAGIC:
+        try:
+            content = gzip.decompress(content)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+            raise CorruptDataError(f'{path}: truncated or corrupt gzip data ({error}). '
+                                   f'{fix}') from error
+    if len(content) < 4 or content[:2] != b'\0\0' or content[2] not in IDX_DTYPES:
+        raise CorruptDataError(f'{path} is not an IDX file: its magic number is '
+                               f'0x{content[:4].hex()}, expected 0x0000 then a type code '
+                               f'({", ".join(f"{code:02x}" for code in IDX_DTYPES)}) and the '
+                               f'number of dimensions. {fix}')
+    n_dims = content[3]
+    header_bytes = 4 + 4 * n_dims
+    if len(content) < header_bytes:
+        raise CorruptDataError(f'{path} is truncated: it ends inside its header. {fix}')
+    shape = tuple(int(size) for size in np.frombuffer(content, '>u4', n_dims, offset=4))
+    dtype = np.dtype(IDX_DTYPES[content[2]])
+    expected_bytes = header_bytes + int(np.prod(shape)) * dtype.itemsize
+    if len(content) != expected_bytes:
+        raise CorruptDataError(f'{path} holds {len(content)} bytes, but its header announces '
+                               f'{shape} {dtype.name} values, {expected_bytes} bytes: the file '
+                               f'is truncated or corrupt. {fix}')
+    data = np.frombuffer(content, dtype, offset=header_bytes).reshape(shape)
+    return data.astype(dtype.newbyteorder('='))
+
+
+def _read_image_pair(images_path, labels_path):
+    """Read IDX images and labels and check they are MNIST-shaped: uint8
+    (n, 28, 28) images and n labels in 0..9."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dtype != np.uint8 or images.shape[1:] != (28, 28):
+        raise CorruptDataError(f'{images_path} holds {images.dtype.name} {images.shape}, '
+                               'expected uint8 (n, 28, 28) images. Replace it with the '
+                               'right file.')
+    if labels.shape != (len(images),) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+        raise CorruptDataError(f'{labels_path} holds {labels.shape} labels in '
+                               f'{labels.min(initial=0)}..{labels.max(initial=0)}, expected '
+                               f'{len(images)} labels (one per image of {images_path.name}) '
+                               'in 0..9. Replace it with the right file.')
+    return images, labels.astype(np.int64)
+
+
+def _find_idx_file(folder, name):
+    """Return folder/name, or folder/name.gz, whichever exists first, else None."""
+    for candidate in (folder / name, folder / f'{name}.gz'):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _locate_idx_files(image_set, data_dir, other_folders=()):
+    """Return the paths of the four IDX files of `image_set`.
+
+    Looks in `data_dir`/<folder>/raw (torchvision's layout, plain or gzipped),
+    then in each of `other_folders`; the first folder holding all four wins.
+    Otherwise the files missing from `data_dir`/<folder>/raw are downloaded
+    there, with an md5 check.
+    """
+    raw_dir = Path(data_dir) / image_set.folder / 'raw'
+    for folder in (raw_dir, *other_folders):
+        paths = {name: _find_idx_file(folder, name) for name in IDX_FILES}
+        if None not in paths.values():
+            return paths
+    for name in IDX_FILES:
+        if _find_idx_file(raw_dir, name) is None:
+            file_name = f'{name}.gz'
+            download_file(image_set.url + file_name, raw_dir / file_name,
+                          md5=image_set.md5s[file_name])
+    return {name: _find_idx_file(raw_dir, name) for name in IDX_FILES}
+
+
+def _uint8_mean_std(raw_images, rows_per_chunk=10000):
+    """Mean and standard deviation of uint8 pixels scaled to [0, 1], exactly,
+    from a histogram of the 256 values (built a chunk of images at a time to
+    bound the memory of np.bincount's integer copy)."""
+    flat = raw_images.reshape(len(raw_images), -1)
+    histogram = np.zeros(256, dtype=np.int64)
+    for start in range(0, len(flat), rows_per_chunk):
+        histogram += np.bincount(flat[start:start + rows_per_chunk].ravel(), minlength=256)
+    values = np.arange(256) / 255.0
+    mean = histogram @ values / histogram.sum()
+    variance = histogram @ (values - mean) ** 2 / histogram.sum()
+    return mean, np.sqrt(variance)
+
+
+def _get_idx_image_set(image_set, data_dir, validation_size, other_folders=()):
+    """Load an MNIST-format data set as the three splits, standardised."""
+    paths = _locate_idx_files(image_set, data_dir, other_folders)
+    pool_images, pool_labels = _read_image_pair(paths[IDX_TRAIN_IMAGES], paths[IDX_TRAIN_LABELS])
+    test_images, test_labels = _read_image_pair(paths[IDX_TEST_IMAGES], paths[IDX_TEST_LABELS])
+    mean, std = _uint8_mean_std(pool_images)
+    return make_splits(pool_images[:, np.newaxis], pool_labels,
+                       test_images[:, np.newaxis], test_labels,
+                       image_set.classes, validation_size, mean=(mean,), std=(std,))
+
+
+def get_mnist(data_dir='data/', validation_size=IMAGE_VALIDATION_SIZE):
+    """Load MNIST: 60 000 training and 10 000 test digits, (N, 1, 28, 28) float32.
+
+    Reads `data_dir`/MNIST/raw/ (torchvision's layout), downloading the files
+    there if absent. Standardised with the training pool's pixel mean and std.
+    """
+    return _get_idx_image_set(MNIST, data_dir, validation_size)
+
+
+def get_fashion_mnist(data_dir='data/', validation_size=IMAGE_VALIDATION_SIZE):
+    """Load Fashion-MNIST: 60 000 training and 10 000 test images, (N, 1, 28, 28) float32.
+
+    Reads `data_dir`/FashionMNIST/raw/ (torchvision's layout), else Debian's
+    /usr/share/datasets/fashion-mnist, else downloads the files into the
+    former. Standardised with the training pool's pixel mean and std.
+    """
+    return _get_idx_image_set(FASHION_MNIST, data_dir, validation_size,
+                              other_folders=(DEBIAN_FASHION_MNIST_DIR,))
+
+
+def get_spiral(validation_size=None, n_classes=SPIRAL_CLASSES,
+               points_per_class=SPIRAL_POINTS_PER_CLASS, noise=SPIRAL_NOISE, seed=0):
+    """Generate the spiral toy problem: `n_classes` interleaved arms in the plane.
+
+    Arm k holds `points_per_class` points whose radius grows evenly from 0 to 1
+    while their angle sweeps [4k, 4k + 4] radians, plus Gaussian noise of
+    standard deviation `noise` on the angle (the CS231n construction). A
+    linear classifier fails on it; a small MLP separates it.
+
+    Parameters
+    ----------
+    validation_size : int, optional
+        Points in the validation split; default one fifth of all points.
+    n_classes : int
+        Number of arms (classes), at least 2.
+    points_per_class : int
+        Points on each arm.
+    noise : float
+        Standard deviation of the angular noise, in radians.
+    seed : int
+        Seed of the noise and of the split; the same seed gives the same data.
+
+    Returns
+    -------
+    dict of str to ArrayDataset
+        'test' is one fifth of the points, 'validation' `validation_size`
+        points, 'train' the rest; inputs (N, 2) float32, not rescaled (they
+        lie within about [-1, 1]).
+    """
+    if n_classes < 2 or points_per_class < 1 or noise < 0:
+        raise ValueError(f'the spiral needs n_classes >= 2, points_per_class >= 1 and '
+                         f'noise >= 0, got {n_classes}, {points_per_class} and {noise}')
+    n_points = n_classes * points_per_class
+    if validation_size is None:
+        validation_size = n_points // 5
+    rng = np.random.default_rng(seed)
+    radius = np.tile(np.linspace(0.0, 1.0, points_per_class), n_classes)
+    angle = (4.0 * np.arange(n_classes)[:, np.newaxis]
+             + np.linspace(0.0, 4.0, points_per_class)[np.newaxis, :]).ravel()
+    angle += noise * rng.standard_normal(n_points)
+    points = np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=1)
+    labels = np.repeat(np.arange(n_classes), points_per_class)
+
+    test_order = rng.permutation(n_points)
+    test, pool = test_order[:n_points // 5], test_order[n_points // 5:]
+    return make_splits(points[pool].astype(np.float32), labels[pool],
+                       points[test].astype(np.float32), labels[test],
+                       [f'arm {k}' for k in range(n_classes)], validation_size,
+                       split_seed=seed)
+
+
+def default_validation_size(name, **options):
+    """The validation size `get_dataset` uses for `name` when given None.
+
+    5000 for the image data sets; one fifth of the generated points for
+    'spiral' (whose `options` n_classes and points_per_class set that number).
+    """
+    _check_name(name)
+    if name == 'spiral':
+        n_points = (options.get('n_classes', SPIRAL_CLASSES)
+                    * options.get('points_per_class', SPIRAL_POINTS_PER_CLASS))
+        return n_points // 5
+    return IMAGE_VALIDATION_SIZE
+
+
+def _check_name(name):
+    if name not in DATASETS:
+        raise ValueError(f'unknown data set {name!r}; choose one of {", ".join(DATASETS)}')
+
+
+def get_dataset(name, data_dir='data/', validation_size=None, **options):
+    """Load one of `DATASETS` as a dict of 'train', 'validation', 'test' splits.
+
+    Parameters
+    ----------
+    name : str
+        'cifar10', 'fashion_mnist', 'mnist' or 'spiral'.
+    data_dir : str or Path
+        Folder of the downloaded files (unused by 'spiral').
+    validation_size : int, optional
+        Examples drawn from the training pool for validation; None means
+        `default_validation_size(name, **options)`. Must be at least 0 and
+        smaller than the training pool.
+    **options
+        Generation options of 'spiral' (see `get_spiral`): n_classes,
+        points_per_class, noise, seed. The image data sets take none.
+
+    Returns
+    -------
+    dict of str to ArrayDataset
+    """
+    _check_name(name)
+    if validation_size is None:
+        validation_size = default_validation_size(name, **options)
+    if name == 'spiral':
+        return get_spiral(validation_size, **options)
+    if options:
+        raise TypeError(f'{name} takes no options, got {", ".join(sorted(options))}; '
+                        'only spiral has generation options')
+    loaders = {'cifar10': get_cifar10, 'fashion_mnist': get_fashion_mnist, 'mnist': get_mnist}
+    return loaders[name](data_dir, validation_size)
