@@ -1,0 +1,504 @@
+"""Tests of the data loading: cifar10_utils.py and data_utils.py.
+
+Every test makes its own small data in the real on-disk formats (this
+machine has no network); the real Fashion-MNIST is used when Debian's package
+has installed it.
+"""
+import gzip
+import hashlib
+import pickle
+import subprocess
+import sys
+import tarfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cifar10_utils
+import data_utils
+from cifar10_utils import (CIFAR10_MEAN, CIFAR10_STD, ArrayDataset, CorruptDataError,
+                           DownloadError, get_cifar10, get_dataloader)
+from data_utils import get_dataset, read_idx
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+IMAGES_PER_BATCH = 20
+N_POOL = 5 * IMAGES_PER_BATCH
+VALIDATION_SIZE = 10
+REAL_URLOPEN = urllib.request.urlopen
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Only file:// URLs open; anything else fails as it would offline."""
+    def offline_urlopen(url, *args, **kwargs):
+        if str(url).startswith('file:'):
+            return REAL_URLOPEN(url, *args, **kwargs)
+        raise urllib.error.URLError('network unreachable (test)')
+    monkeypatch.setattr(urllib.request, 'urlopen', offline_urlopen)
+
+
+def write_cifar10_batch(path, raw_rows, labels):
+    """Write a batch as the CIFAR-10 python version does: a pickle with bytes keys."""
+    batch = {b'batch_label': path.name.encode(), b'labels': [int(label) for label in labels],
+             b'data': raw_rows, b'filenames': [b'%d.png' % i for i in range(len(labels))]}
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+
+
+@pytest.fixture
+def cifar_raw():
+    """Raw rows and labels of a tiny CIFAR-10: 5 x 20 training rows, 20 test rows.
+
+    The first test image has a red plane of 255, a green plane of 0 and a blue
+    plane of 128, so its normalised values are known in advance.
+    """
+    rng = np.random.default_rng(1234)
+    train_rows = rng.integers(0, 256, (N_POOL, 3072), dtype=np.uint8)
+    test_rows = rng.integers(0, 256, (IMAGES_PER_BATCH, 3072), dtype=np.uint8)
+    test_rows[0, :1024], test_rows[0, 1024:2048], test_rows[0, 2048:] = 255, 0, 128
+    return {'train_rows': train_rows, 'train_labels': rng.integers(0, 10, N_POOL),
+            'test_rows': test_rows, 'test_labels': rng.integers(0, 10, IMAGES_PER_BATCH)}
+
+
+@pytest.fixture
+def cifar_dir(tmp_path, cifar_raw):
+    """A data_dir holding cifar-10-batches-py/ in the real format."""
+    batches_dir = tmp_path / 'data' / 'cifar-10-batches-py'
+    batches_dir.mkdir(parents=True)
+    for number in range(5):
+        rows = slice(number * IMAGES_PER_BATCH, (number + 1) * IMAGES_PER_BATCH)
+        write_cifar10_batch(batches_dir / f'data_batch_{number + 1}',
+                            cifar_raw['train_rows'][rows], cifar_raw['train_labels'][rows])
+    write_cifar10_batch(batches_dir / 'test_batch', cifar_raw['test_rows'],
+                        cifar_raw['test_labels'])
+    meta = {b'label_names': [b'airplane', b'automobile', b'bird', b'cat', b'deer', b'dog',
+                             b'frog', b'horse', b'ship', b'truck'],
+            b'num_cases_per_batch': IMAGES_PER_BATCH, b'num_vis': 3072}
+    (batches_dir / 'batches.meta').write_bytes(pickle.dumps(meta, protocol=2))
+    return tmp_path / 'data'
+
+
+@pytest.fixture
+def cifar_archive(tmp_path, cifar_dir, monkeypatch):
+    """The tiny CIFAR-10 packed as cifar-10-python.tar.gz; CIFAR10_URL and
+    CIFAR10_MD5 are pointed at it."""
+    archive = tmp_path / 'server' / 'cifar-10-python.tar.gz'
+    archive.parent.mkdir()
+    with tarfile.open(archive, 'w:gz') as tar:
+        tar.add(cifar_dir / 'cifar-10-batches-py', arcname='cifar-10-batches-py')
+    monkeypatch.setattr(cifar10_utils, 'CIFAR10_URL', archive.as_uri())
+    monkeypatch.setattr(cifar10_utils, 'CIFAR10_MD5',
+                        hashlib.md5(archive.read_bytes()).hexdigest())
+    return archive
+
+
+@pytest.fixture
+def cifar(cifar_dir):
+    return get_cifar10(cifar_dir, validation_size=VALIDATION_SIZE)
+
+
+def raw_rows_of(dataset):
+    """Undo the normalisation: the uint8 rows of a CIFAR-10 ArrayDataset."""
+    mean = np.array(CIFAR10_MEAN).reshape(3, 1, 1)
+    std = np.array(CIFAR10_STD).reshape(3, 1, 1)
+    pixels = np.rint((dataset.images * std + mean) * 255)
+    return pixels.astype(np.uint8).reshape(len(dataset), 3072)
+
+
+# ---------------------------------------------------------------- CIFAR-10
+
+def test_cifar10_shapes_dtypes_and_classes(cifar):
+    assert set(cifar) == {'train', 'validation', 'test'}
+    sizes = {split: len(dataset) for split, dataset in cifar.items()}
+    assert sizes == {'train': N_POOL - VALIDATION_SIZE, 'validation': VALIDATION_SIZE,
+                     'test': IMAGES_PER_BATCH}
+    for dataset in cifar.values():
+        assert isinstance(dataset, ArrayDataset)
+        assert dataset.images.shape == (len(dataset), 3, 32, 32)
+        assert dataset.images.dtype == np.float32 and dataset.labels.dtype == np.int64
+        assert dataset.images.flags['C_CONTIGUOUS']
+        assert dataset.classes[0] == 'airplane' and len(dataset.classes) == 10
+    image, label = cifar['test'][3]
+    assert image.shape == (3, 32, 32) and label == cifar['test'].labels[3]
+
+
+def test_cifar10_normalisation_and_channel_order(cifar, cifar_raw):
+    test = cifar['test']
+    red, green, blue = test.images[0]
+    np.testing.assert_allclose(red, (1.0 - 0.491) / 0.247, rtol=1e-6)
+    np.testing.assert_allclose(green, (0.0 - 0.482) / 0.243, rtol=1e-6)
+    np.testing.assert_allclose(blue, (128 / 255 - 0.447) / 0.262, rtol=1e-5)
+    # Every test image, in file order: row r's bytes k*1024 .. k*1024+1023 are channel k.
+    expected = cifar_raw['test_rows'].reshape(-1, 3, 32, 32) / 255.0
+    expected = (expected - np.reshape(CIFAR10_MEAN, (3, 1, 1))) / np.reshape(CIFAR10_STD,
+                                                                               (3, 1, 1))
+    np.testing.assert_allclose(test.images, expected, atol=1e-5)
+    np.testing.assert_array_equal(test.labels, cifar_raw['test_labels'])
+
+
+def test_cifar10_split_is_deterministic_disjoint_and_complete(cifar, cifar_dir, cifar_raw):
+    again = get_cifar10(cifar_dir, validation_size=VALIDATION_SIZE)
+    for split in cifar:
+        np.testing.assert_array_equal(cifar[split].images, again[split].images)
+        np.testing.assert_array_equal(cifar[split].labels, again[split].labels)
+
+    label_of_row = {row.tobytes(): label for row, label in
+                    zip(cifar_raw['train_rows'], cifar_raw['train_labels'])}
+    train_rows = [row.tobytes() for row in raw_rows_of(cifar['train'])]
+    validation_rows = [row.tobytes() for row in raw_rows_of(cifar['validation'])]
+    assert not set(train_rows) & set(validation_rows)
+    assert sorted(train_rows + validation_rows) == sorted(label_of_row)
+    for split, rows in (('train', train_rows), ('validation', validation_rows)):
+        assert [label_of_row[row] for row in rows] == cifar[split].labels.tolist()
+
+
+def test_cifar10_validation_size_out_of_range(cifar_dir):
+    with pytest.raises(ValueError, match=f'between 0 and {N_POOL - 1}'):
+        get_cifar10(cifar_dir, validation_size=N_POOL)
+    with pytest.raises(ValueError, match='validation_size'):
+        get_cifar10(cifar_dir, validation_size=-1)
+    assert len(get_cifar10(cifar_dir, validation_size=0)['validation']) == 0
+
+
+def test_cifar10_truncated_batch_names_file_and_fix(cifar_dir):
+    batch = cifar_dir / 'cifar-10-batches-py' / 'data_batch_3'
+    batch.write_bytes(batch.read_bytes()[:5000])
+    with pytest.raises(CorruptDataError, match=r'data_batch_3 is truncated.*run again'):
+        get_cifar10(cifar_dir, validation_size=VALIDATION_SIZE)
+
+
+def test_cifar10_batch_with_wrong_content_names_file(cifar_dir):
+    batch = cifar_dir / 'cifar-10-batches-py' / 'test_batch'
+    batch.write_bytes(pickle.dumps({b'data': np.zeros((4, 100), np.uint8), b'labels': [0] * 4}))
+    with pytest.raises(CorruptDataError, match='test_batch is not a CIFAR-10 batch'):
+        get_cifar10(cifar_dir, validation_size=VALIDATION_SIZE)
+
+
+def test_cifar10_incomplete_folder_names_missing_file(cifar_dir):
+    (cifar_dir / 'cifar-10-batches-py' / 'data_batch_5').unlink()
+    with pytest.raises(CorruptDataError, match='lacks data_batch_5'):
+        get_cifar10(cifar_dir, validation_size=VALIDATION_SIZE)
+
+
+# ---------------------------------------------------------------- download
+
+def test_download_then_extract_then_reuse(tmp_path, cifar_archive, cifar):
+    data_dir = tmp_path / 'fresh'
+    downloaded = get_cifar10(data_dir, validation_size=VALIDATION_SIZE)
+    np.testing.assert_array_equal(downloaded['train'].images, cifar['train'].images)
+    assert sorted(path.name for path in data_dir.iterdir()) == ['cifar-10-batches-py',
+                                                               'cifar-10-python.tar.gz']
+    cifar_archive.unlink()  # the second call must need neither server nor archive
+    (data_dir / 'cifar-10-python.tar.gz').unlink()
+    assert len(get_cifar10(data_dir, validation_size=VALIDATION_SIZE)['test']) == 20
+
+
+def test_existing_archive_is_extracted_without_download(tmp_path, cifar_archive, monkeypatch):
+    data_dir = tmp_path / 'fresh'
+    data_dir.mkdir()
+    (data_dir / 'cifar-10-python.tar.gz').write_bytes(cifar_archive.read_bytes())
+    monkeypatch.setattr(cifar10_utils, 'CIFAR10_URL', 'https://unreachable.invalid/x.tar.gz')
+    assert len(get_cifar10(data_dir, validation_size=VALIDATION_SIZE)['train']) == 90
+
+
+def test_existing_archive_with_wrong_md5_is_refused(tmp_path, cifar_archive):
+    data_dir = tmp_path / 'fresh'
+    data_dir.mkdir()
+    (data_dir / 'cifar-10-python.tar.gz').write_bytes(cifar_archive.read_bytes()[:-100])
+    with pytest.raises(CorruptDataError, match='cifar-10-python.tar.gz does not have the md5'):
+        get_cifar10(data_dir)
+
+
+class BrokenResponse:
+    """Wraps a response; after `good_bytes` bytes it fails (or just ends early)."""
+
+    def __init__(self, response, good_bytes, fail):
+        self.response, self.headers = response, response.headers
+        self.remaining, self.fail = good_bytes, fail
+
+    def read(self, size):
+        if self.remaining == 0:
+            if self.fail:
+                raise ConnectionResetError('connection reset by peer (test)')
+            return b''
+        chunk = self.response.read(min(size, self.remaining))
+        self.remaining -= len(chunk)
+        return chunk
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.response.close()
+
+
+@pytest.mark.parametrize('fail', [True, False], ids=['connection-reset', 'early-end'])
+def test_interrupted_download_leaves_nothing_and_rerun_succeeds(tmp_path, cifar_archive,
+                                                                monkeypatch, fail):
+    def interrupted_urlopen(url, *args, **kwargs):
+        return BrokenResponse(REAL_URLOPEN(url, *args, **kwargs),
+                              good_bytes=cifar_archive.stat().st_size // 2, fail=fail)
+
+    data_dir = tmp_path / 'fresh'
+    with monkeypatch.context() as patch:
+        patch.setattr(urllib.request, 'urlopen', interrupted_urlopen)
+        with pytest.raises(DownloadError, match='run again'):
+            get_cifar10(data_dir, validation_size=VALIDATION_SIZE)
+    assert list(data_dir.iterdir()) == []
+    assert len(get_cifar10(data_dir, validation_size=VALIDATION_SIZE)['test']) == 20
+
+
+def test_download_with_wrong_md5_is_discarded(tmp_path, cifar_archive, monkeypatch):
+    monkeypatch.setattr(cifar10_utils, 'CIFAR10_MD5', '0' * 32)
+    data_dir = tmp_path / 'fresh'
+    with pytest.raises(DownloadError, match='instead of 0{32}'):
+        get_cifar10(data_dir)
+    assert list(data_dir.iterdir()) == []
+
+
+def test_no_network_says_where_to_put_the_archive(tmp_path):
+    data_dir = tmp_path / 'offline'
+    with pytest.raises(DownloadError) as raised:
+        get_cifar10(data_dir)
+    message = str(raised.value)
+    assert 'network unreachable' in message
+    assert str((data_dir / 'cifar-10-python.tar.gz').resolve()) in message
+    assert isinstance(raised.value, OSError)
+    assert list(data_dir.iterdir()) == []
+
+
+# ---------------------------------------------------------------- loaders
+
+def test_loader_lengths_drop_last_and_completeness(cifar):
+    loaders = get_dataloader(cifar, batch_size=16, return_numpy=True)
+    assert set(loaders) == {'train', 'validation', 'test'}
+    assert len(loaders['train']) == 90 // 16 == 5
+    train_batches = list(loaders['train'])
+    assert len(train_batches) == 5 and all(len(labels) == 16 for _, labels in train_batches)
+    for split in ('validation', 'test'):
+        loader = loaders[split]
+        batches = list(loader)
+        assert len(loader) == len(batches) == -(-len(cifar[split]) // 16)
+        np.testing.assert_array_equal(np.concatenate([images for images, _ in batches]),
+                                      cifar[split].images)
+        np.testing.assert_array_equal(np.concatenate([labels for _, labels in batches]),
+                                      cifar[split].labels)
+
+
+def test_loader_attributes(cifar):
+    loader = get_dataloader(cifar, batch_size=16, seed=3)['train']
+    assert loader.dataset is cifar['train'] and loader.batch_size == 16
+    assert isinstance(loader.rng, np.random.Generator)
+
+
+def epoch_labels(loader):
+    return np.concatenate([labels for _, labels in loader])
+
+
+def test_train_shuffle_fresh_each_epoch_and_reproducible(cifar):
+    loader = get_dataloader(cifar, batch_size=16, return_numpy=True, seed=7)['train']
+    first, second = epoch_labels(loader), epoch_labels(loader)
+    assert not np.array_equal(first, second)
+    twin = get_dataloader(cifar, batch_size=16, return_numpy=True, seed=7)['train']
+    np.testing.assert_array_equal(epoch_labels(twin), first)
+    np.testing.assert_array_equal(epoch_labels(twin), second)
+    other_seed = get_dataloader(cifar, batch_size=16, return_numpy=True, seed=8)['train']
+    assert not np.array_equal(epoch_labels(other_seed), first)
+
+
+def test_restoring_rng_state_repeats_the_epoch(cifar):
+    loader = get_dataloader(cifar, batch_size=16, return_numpy=True)['train']
+    saved_state = loader.rng.bit_generator.state
+    images_before = np.concatenate([images for images, _ in loader])
+    loader.rng.bit_generator.state = saved_state
+    np.testing.assert_array_equal(np.concatenate([images for images, _ in loader]),
+                                  images_before)
+
+
+def test_shuffled_batches_keep_images_with_their_labels(cifar):
+    train = cifar['train']
+    for images, labels in get_dataloader(cifar, batch_size=16, return_numpy=True)['train']:
+        assert images.flags['C_CONTIGUOUS']
+        for image, label in zip(images, labels):
+            matches = np.flatnonzero((train.images == image).all(axis=(1, 2, 3)))
+            assert train.labels[matches].tolist() == [label]
+
+
+def test_numpy_path_gives_arrays_and_batches_are_copies(cifar):
+    images, labels = next(iter(get_dataloader(cifar, 8, return_numpy=True)['test']))
+    assert type(images) is np.ndarray and type(labels) is np.ndarray
+    assert images.shape == (8, 3, 32, 32) and images.dtype == np.float32
+    assert labels.dtype == np.int64
+    images[:] = 0
+    assert cifar['test'].images[:8].any()
+
+
+def test_numpy_path_never_imports_torch(cifar_dir):
+    program = (
+        'import sys; from cifar10_utils import get_cifar10, get_dataloader\n'
+        f'loaders = get_dataloader(get_cifar10({str(cifar_dir)!r}, 10), 8, return_numpy=True)\n'
+        'for loader in loaders.values(): list(loader)\n'
+        "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    subprocess.run([sys.executable, '-c', program], cwd=REPOSITORY, check=True)
+
+
+def test_torch_path_gives_tensors(cifar):
+    torch = pytest.importorskip('torch')
+    loaders = get_dataloader(cifar, batch_size=16, device='cpu')
+    images, labels = next(iter(loaders['train']))
+    assert isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor)
+    assert images.shape == (16, 3, 32, 32) and images.dtype == torch.float32
+    assert labels.dtype == torch.int64 and images.device.type == 'cpu'
+    same_seed = get_dataloader(cifar, batch_size=16, return_numpy=True)['train']
+    np.testing.assert_array_equal(labels.numpy(), next(iter(same_seed))[1])
+    test_images = torch.cat([images for images, _ in loaders['test']])
+    np.testing.assert_array_equal(test_images.numpy(), cifar['test'].images)
+
+
+def test_torch_path_gathers_on_the_given_device(cifar):
+    torch = pytest.importorskip('torch')
+    # 'meta' tensors have shapes but no data: they exercise the path a GPU takes.
+    loaders = get_dataloader(cifar, batch_size=16, device='meta')
+    batches = list(loaders['train'])
+    assert len(batches) == 5
+    images, labels = batches[0]
+    assert images.device.type == 'meta' and images.shape == (16, 3, 32, 32)
+    assert labels.dtype == torch.int64 and labels.shape == (16,)
+    assert [len(labels) for _, labels in loaders['test']] == [16, 4]
+
+
+@pytest.mark.parametrize('batch_size', [0, -1, N_POOL - VALIDATION_SIZE + 1])
+def test_bad_batch_size_is_refused(cifar, batch_size):
+    with pytest.raises(ValueError, match='batch_size must be between 1 and 90'):
+        get_dataloader(cifar, batch_size)
+
+
+def test_device_with_numpy_is_refused(cifar):
+    with pytest.raises(ValueError, match='device'):
+        get_dataloader(cifar, 16, return_numpy=True, device='cpu')
+
+
+# ---------------------------------------------------------------- IDX, MNIST
+
+def idx_bytes(array, type_code=0x08):
+    dims = b''.join(int(size).to_bytes(4, 'big') for size in array.shape)
+    return bytes([0, 0, type_code, array.ndim]) + dims + array.tobytes()
+
+
+@pytest.mark.parametrize('compress', [False, True], ids=['plain', 'gzip'])
+def test_read_idx_round_trip(tmp_path, compress):
+    images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    counts = np.array([-3, 0, 70000], dtype='>i4')
+    for array, type_code, name in ((images, 0x08, 'images'), (counts, 0x0C, 'counts')):
+        content = idx_bytes(array, type_code)
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(content) if compress else content)
+        read = read_idx(path)
+        np.testing.assert_array_equal(read, array)
+        assert read.dtype.isnative and read.flags.writeable
+
+
+def test_read_idx_rejects_wrong_magic_and_truncation(tmp_path):
+    path = tmp_path / 'broken-idx3-ubyte'
+    path.write_bytes(b'\x12\x34\x08\x03' + bytes(100))
+    with pytest.raises(CorruptDataError, match='broken-idx3-ubyte is not an IDX file'):
+        read_idx(path)
+    content = idx_bytes(np.zeros((5, 28, 28), np.uint8))
+    path.write_bytes(content[:-10])
+    with pytest.raises(CorruptDataError, match='truncated'):
+        read_idx(path)
+    path.write_bytes(gzip.compress(content)[:-20])
+    with pytest.raises(CorruptDataError, match='truncated or corrupt gzip'):
+        read_idx(path)
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    """A data_dir holding a tiny MNIST (40 + 10 images) in torchvision's layout, gzipped."""
+    rng = np.random.default_rng(5)
+    raw_dir = tmp_path / 'MNIST' / 'raw'
+    raw_dir.mkdir(parents=True)
+    for prefix, n_images in (('train', 40), ('t10k', 10)):
+        images = rng.integers(0, 256, (n_images, 28, 28), dtype=np.uint8)
+        labels = np.arange(n_images, dtype=np.uint8) % 10
+        (raw_dir / f'{prefix}-images-idx3-ubyte.gz').write_bytes(gzip.compress(idx_bytes(images)))
+        (raw_dir / f'{prefix}-labels-idx1-ubyte.gz').write_bytes(gzip.compress(idx_bytes(labels)))
+    return tmp_path
+
+
+def test_mnist_from_torchvision_layout(mnist_dir):
+    mnist = get_dataset('mnist', data_dir=mnist_dir, validation_size=8)
+    assert [len(mnist[split]) for split in ('train', 'validation', 'test')] == [32, 8, 10]
+    assert mnist['train'].images.shape == (32, 1, 28, 28)
+    assert mnist['test'].images.dtype == np.float32 and mnist['test'].labels.dtype == np.int64
+    # standardised with the statistics of the whole training pool
+    pool = np.concatenate([mnist['train'].images, mnist['validation'].images])
+    assert abs(pool.mean()) < 1e-5 and abs(pool.std() - 1) < 1e-5
+    assert mnist['test'].classes == [str(digit) for digit in range(10)]
+
+
+def test_mnist_absent_offline_gives_download_error(tmp_path):
+    with pytest.raises(DownloadError, match='put it at'):
+        get_dataset('mnist', data_dir=tmp_path)
+    assert list((tmp_path / 'MNIST' / 'raw').iterdir()) == []
+
+
+# ---------------------------------------------------------------- spiral, get_dataset
+
+def test_spiral_shapes_balance_and_determinism():
+    spiral = get_dataset('spiral')
+    assert [len(spiral[split]) for split in ('train', 'validation', 'test')] == [900, 300, 300]
+    for dataset in spiral.values():
+        assert dataset.images.shape == (len(dataset), 2) and dataset.images.dtype == np.float32
+        assert dataset.labels.dtype == np.int64 and len(dataset.classes) == 3
+    all_labels = np.concatenate([dataset.labels for dataset in spiral.values()])
+    assert np.bincount(all_labels).tolist() == [500, 500, 500]
+    assert np.abs(spiral['train'].images).max() < 1.01
+    again, other = get_dataset('spiral', seed=0), get_dataset('spiral', seed=1)
+    np.testing.assert_array_equal(again['train'].images, spiral['train'].images)
+    assert not np.array_equal(other['train'].images, spiral['train'].images)
+
+
+def test_spiral_options_and_validation_range():
+    spiral = get_dataset('spiral', validation_size=10, n_classes=4, points_per_class=50)
+    assert [len(spiral[split]) for split in ('train', 'validation', 'test')] == [150, 10, 40]
+    assert data_utils.default_validation_size('spiral', n_classes=4, points_per_class=50) == 40
+    with pytest.raises(ValueError, match='between 0 and 159'):
+        get_dataset('spiral', validation_size=160, n_classes=4, points_per_class=50)
+
+
+def test_get_dataset_names_and_defaults(cifar_dir):
+    assert data_utils.DATASETS == ('cifar10', 'fashion_mnist', 'mnist', 'spiral')
+    assert [data_utils.default_validation_size(name) for name in data_utils.DATASETS] == [
+        5000, 5000, 5000, 300]
+    with pytest.raises(ValueError, match='choose one of cifar10, fashion_mnist'):
+        get_dataset('imagenet')
+    with pytest.raises(TypeError, match='takes no options'):
+        get_dataset('cifar10', data_dir=cifar_dir, validation_size=10, noise=0.1)
+    cifar = get_dataset('cifar10', data_dir=cifar_dir, validation_size=10)
+    assert cifar['train'].images.shape == (90, 3, 32, 32)
+
+
+def test_loader_works_on_spiral_and_mnist(mnist_dir):
+    for datasets in (get_dataset('spiral'), get_dataset('mnist', mnist_dir, validation_size=8)):
+        loaders = get_dataloader(datasets, batch_size=8, return_numpy=True)
+        images, labels = next(iter(loaders['train']))
+        assert images.shape == (8, *datasets['train'].images.shape[1:])
+        assert labels.shape == (8,)
+
+
+@pytest.mark.skipif(not data_utils.DEBIAN_FASHION_MNIST_DIR.is_dir(),
+                    reason='Debian package dataset-fashion-mnist is not installed '
+                           '(apt-get install dataset-fashion-mnist)')
+def test_real_fashion_mnist_from_debian(tmp_path):
+    fashion = get_dataset('fashion_mnist', data_dir=tmp_path)
+    assert len(fashion['train']) + len(fashion['validation']) == 60000
+    assert len(fashion['validation']) == 5000 and len(fashion['test']) == 10000
+    assert fashion['test'].images.shape == (10000, 1, 28, 28)
+    assert np.bincount(fashion['test'].labels).tolist() == [1000] * 10
+    assert fashion['test'].classes[0] == 'T-shirt/top' and len(fashion['test'].classes) == 10
+    assert abs(float(fashion['train'].images.mean())) < 0.01
