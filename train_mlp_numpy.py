@@ -147,6 +147,35 @@ def load_checkpoint(path):
     return arrays, meta
 
 
+def load_model(run_dir):
+    """The best model a run saved, rebuilt from its ``summary.json`` and ``model.npz``.
+
+    The weights are read with ``allow_pickle=False``: loading never runs code
+    from the file.
+
+    Raises
+    ------
+    ValueError
+        If the file holds pickled objects, or weights of another architecture
+        (naming the saved shape and the expected one).
+    """
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / 'summary.json').read_text())['config']
+    try:
+        with np.load(run_dir / 'model.npz', allow_pickle=False) as data:
+            weights = {key: data[key] for key in data.files}
+    except ValueError as error:
+        raise ValueError(f"{run_dir / 'model.npz'} holds more than plain arrays ({error}); "
+                         f"refusing to unpickle it") from error
+    linear_weights = [value for key, value in sorted(weights.items(), key=lambda item:
+                      int(item[0].split('.')[0])) if key.endswith('.weight') and value.ndim == 2]
+    model = MLP(linear_weights[0].shape[1], config['hidden_dims'], linear_weights[-1].shape[0],
+                activation=config['activation'], dtype=np.dtype(config['dtype']),
+                use_batch_norm=config['use_batch_norm'], dropout=config['dropout'])
+    model.load_state_dict(weights)
+    return model.eval()
+
+
 # ---------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ to a folder named after the configuration under ``--out_dir``.
 """
 import argparse
 import json
+import pickle
 import time
 from pathlib import Path
 
@@ -165,6 +166,35 @@ def load_checkpoint(path):
         raise ValueError(f"{path} is not a readable PyTorch checkpoint ({error}); pass "
                          f"the checkpoint.pt of a run of train_mlp_pytorch.py") from error
     return checkpoint
+
+
+def load_model(run_dir, device='cpu'):
+    """The best model a run saved, rebuilt from its ``summary.json`` and ``model.pt``.
+
+    The weights are read with ``weights_only=True``: loading never runs code
+    from the file.
+
+    Raises
+    ------
+    ValueError
+        If the file holds anything but tensors and plain containers.
+    RuntimeError
+        From ``load_state_dict``, if the weights are of another architecture
+        (naming the saved shape and the expected one).
+    """
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / 'summary.json').read_text())['config']
+    try:
+        weights = torch.load(run_dir / 'model.pt', map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{run_dir / 'model.pt'} holds more than tensors; refusing to "
+                         f"unpickle it ({error})") from error
+    linear_weights = [value for value in weights.values() if value.dim() == 2]
+    model = MLP(linear_weights[0].shape[1], config['hidden_dims'], linear_weights[-1].shape[0],
+                use_batch_norm=config['use_batch_norm'], activation=config['activation'],
+                dropout=config['dropout'])
+    model.load_state_dict(weights)
+    return model.to(device).eval()
 
 
 # ---------------------------------------------------------------------------
