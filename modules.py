@@ -75,11 +75,26 @@ def _to_target_distribution(y, n_samples, n_classes):
 
 
 class Module:
-    """Base class: no parameters, a cache, and a training/evaluation switch."""
+    """Base class: no parameters, a cache, and a training/evaluation switch.
+
+    Attributes
+    ----------
+    params : dict
+        Learned arrays, updated by an optimiser.
+    grads : dict
+        Gradients of the loss with the same keys and shapes as ``params``.
+    buffers : dict
+        Arrays that are state but not learned by gradient descent (the running
+        statistics of batch norm), saved with the parameters like PyTorch's
+        buffers.
+    training : bool
+        True in training mode, False in evaluation mode.
+    """
 
     def __init__(self):
         self.params = {}
         self.grads = {}
+        self.buffers = {}
         self.training = True
         self.cache = None
 
@@ -298,6 +313,207 @@ class TanhModule(Module):
         """dL/dx = dout * (1 - tanh(x)^2)."""
         out = self._pop_cache()
         return dout * (1 - out * out)
+
+
+class BatchNormModule(Module):
+    """Batch normalisation of each feature, ``weight * x_hat + bias``, as ``torch.nn.BatchNorm1d``.
+
+    In training mode ``x_hat = (x - mean) / sqrt(var + eps)`` with the mean and
+    the biased variance (divided by N) of the batch, and the running statistics
+    are updated as ``running = (1 - momentum) * running + momentum * batch``,
+    the variance in its unbiased form (divided by N - 1), as PyTorch does. In
+    evaluation mode the running statistics take the place of the batch's, so
+    the layer is a fixed affine map of each feature.
+
+    Parameters
+    ----------
+    num_features : int
+        Number D of features of each input sample.
+    eps : float
+        Added to the variance before the square root.
+    momentum : float
+        Weight of the current batch in the running statistics.
+    dtype : numpy dtype
+        Dtype of the parameters and the running statistics.
+
+    Attributes
+    ----------
+    params : dict
+        ``'weight'`` (D,), initially ones, and ``'bias'`` (D,), initially zeros.
+    grads : dict
+        Gradients of the loss with the same keys and shapes.
+    buffers : dict
+        ``'running_mean'`` (D,), initially zeros, and ``'running_var'`` (D,),
+        initially ones; also reachable as the attributes ``running_mean`` and
+        ``running_var``.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float64):
+        super().__init__()
+        if num_features < 1:
+            raise ValueError(
+                f"batch norm needs at least one feature, got "
+                f"num_features={num_features}")
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.params = {
+            'weight': np.ones(num_features, dtype=dtype),
+            'bias': np.zeros(num_features, dtype=dtype),
+        }
+        self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
+        self.buffers = {
+            'running_mean': np.zeros(num_features, dtype=dtype),
+            'running_var': np.ones(num_features, dtype=dtype),
+        }
+
+    @property
+    def running_mean(self):
+        """ndarray of shape (D,): the running mean, ``buffers['running_mean']``."""
+        return self.buffers['running_mean']
+
+    @property
+    def running_var(self):
+        """ndarray of shape (D,): the running unbiased variance, ``buffers['running_var']``."""
+        return self.buffers['running_var']
+
+    def forward(self, x):
+        """Normalise each feature, then scale by ``weight`` and shift by ``bias``.
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, D), with N > 1 in training mode
+
+        Returns
+        -------
+        out : ndarray of shape (N, D), the dtype of ``x``
+        """
+        x = _check_batch(x, "input to BatchNormModule", self.num_features)
+        if self.training:
+            if len(x) < 2:
+                raise ValueError(
+                    f"Expected more than 1 value per channel when training, got "
+                    f"input of shape {x.shape}; batch norm needs at least 2 "
+                    f"samples per batch in training mode (call eval() to "
+                    f"predict single samples)")
+            mean = x.mean(axis=0)
+            centered = x - mean
+            var = np.mean(centered * centered, axis=0)
+            n_samples = len(x)
+            # In place, so the arrays in ``buffers`` (and a state_dict of them) stay the same.
+            running_mean, running_var = self.running_mean, self.running_var
+            running_mean *= 1 - self.momentum
+            running_mean += self.momentum * mean
+            running_var *= 1 - self.momentum
+            running_var += self.momentum * var * (n_samples / (n_samples - 1))
+        else:
+            centered = x - self.running_mean.astype(x.dtype, copy=False)
+            var = self.running_var.astype(x.dtype, copy=False)
+        inv_std = 1 / np.sqrt(var + self.eps)
+        x_hat = centered * inv_std
+        out = x_hat * self.params['weight'].astype(x.dtype, copy=False)
+        out += self.params['bias'].astype(x.dtype, copy=False)
+        self.cache = (x_hat, inv_std, self.training)
+        return out
+
+    def backward(self, dout):
+        """Gradients of batch norm, in the mode the forward pass ran in.
+
+        Per feature, with gamma = weight, beta = bias, s = 1 / sqrt(var + eps)
+        and xhat_n = (x_n - mean) s, out_n = gamma xhat_n + beta, so
+
+            dL/dbeta = sum_n dout_n,   dL/dgamma = sum_n dout_n xhat_n,
+            dL/dxhat_n = gamma dout_n.
+
+        Evaluation mode: mean and var are constants, so dL/dx_n = gamma s dout_n.
+
+        Training mode: mean and var depend on every x_n of the batch. With
+        dmean/dx_n = 1/N and dvar/dx_n = (2/N)(x_n - mean),
+        ds/dx_n = -(s^3 / N)(x_n - mean), hence
+
+            dxhat_m/dx_n = s (delta_mn - 1/N) - (x_m - mean)(s^3 / N)(x_n - mean)
+                         = (s / N) (N delta_mn - 1 - xhat_m xhat_n),
+
+            dL/dx_n = sum_m dL/dxhat_m dxhat_m/dx_n
+                    = (s / N) (N dxhat_n - sum_m dxhat_m - xhat_n sum_m dxhat_m xhat_m).
+
+        Since sum_m dxhat_m = gamma dL/dbeta and sum_m dxhat_m xhat_m =
+        gamma dL/dgamma, this is (gamma s / N)(N dout_n - dL/dbeta - xhat_n dL/dgamma),
+        which reuses the two sums already computed for the parameters.
+
+        Parameters
+        ----------
+        dout : ndarray of shape (N, D)
+            Upstream gradient dL/d(out).
+
+        Returns
+        -------
+        dx : ndarray of shape (N, D), the dtype of ``dout``
+        """
+        x_hat, inv_std, training = self._pop_cache()
+        dout = _check_floating(dout, "gradient passed to BatchNormModule.backward")
+        if dout.shape != x_hat.shape:
+            raise ValueError(
+                f"BatchNormModule.backward expected a gradient of shape "
+                f"{x_hat.shape}, like the output of its forward pass, got "
+                f"{dout.shape}")
+        dbias = dout.sum(axis=0)
+        dweight = np.sum(dout * x_hat, axis=0)
+        # Written into the existing gradient arrays: no new allocation per step.
+        self.grads['bias'][...] = dbias
+        self.grads['weight'][...] = dweight
+        scale = self.params['weight'].astype(dout.dtype, copy=False) * inv_std
+        if not training:
+            dx = dout * scale
+        else:
+            n_samples = len(dout)
+            dx = (scale / n_samples) * (n_samples * dout - dbias - x_hat * dweight)
+        return dx.astype(dout.dtype, copy=False)
+
+
+class DropoutModule(Module):
+    """Inverted dropout: zero each unit with probability ``p`` in training mode.
+
+    Kept units are scaled by 1 / (1 - p), so every unit's expected output
+    equals its input and evaluation mode, the identity, needs no rescaling.
+
+    Parameters
+    ----------
+    p : float
+        Probability of dropping a unit, in [0, 1).
+    rng : numpy.random.Generator, optional
+        Source of the masks; the global ``np.random`` state when None, so
+        ``np.random.seed`` makes the masks reproducible.
+    """
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(
+                f"the dropout probability p must lie in [0, 1), got {p}")
+        self.p = p
+        self.rng = np.random if rng is None else rng
+
+    def forward(self, x):
+        """x: ndarray of any shape. Returns an array of the same shape and dtype.
+
+        Training mode returns ``x * mask`` with mask entries 0 (probability p)
+        or 1 / (1 - p); evaluation mode returns ``x`` itself.
+        """
+        x = _check_floating(x, "input to DropoutModule")
+        if not self.training:
+            # The identity: backward multiplies by this factor of one.
+            self.cache = 1.0
+            return x
+        mask = (self.rng.random(x.shape) >= self.p).astype(x.dtype)
+        mask *= 1 / (1 - self.p)
+        self.cache = mask
+        return x * mask
+
+    def backward(self, dout):
+        """dL/dx = dout * mask, with the mask of the forward pass (dout in evaluation mode)."""
+        mask = self._pop_cache()
+        return dout * mask
 
 
 def softmax(x):
