@@ -1,11 +1,11 @@
 """A multi-layer perceptron built from the NumPy modules in ``modules.py``."""
 import numpy as np
 
-from modules import ACTIVATIONS, LinearModule
+from modules import ACTIVATIONS, BatchNormModule, DropoutModule, LinearModule
 
 
 class MLP:
-    """Linear -> activation -> ... -> Linear, returning logits.
+    """Linear -> [BatchNorm] -> activation -> [Dropout] -> ... -> Linear, returning logits.
 
     The softmax and the loss are not part of the network: training pairs the
     logits with ``modules.SoftmaxCrossEntropyModule``.
@@ -26,7 +26,14 @@ class MLP:
         Dtype of the parameters: float64 for gradient checks, float32 for fast
         training.
     rng : numpy.random.Generator, optional
-        Source of the initial weights; the global ``np.random`` state when None.
+        Source of the initial weights and of the dropout masks; the global
+        ``np.random`` state when None.
+    use_batch_norm : bool
+        Put a ``BatchNormModule`` between each hidden linear layer and its
+        activation, as the PyTorch MLP does.
+    dropout : float
+        Probability in [0, 1) of dropping a hidden unit: a ``DropoutModule``
+        follows each hidden activation when it is above 0.
 
     Attributes
     ----------
@@ -35,7 +42,7 @@ class MLP:
     """
 
     def __init__(self, n_inputs, n_hidden, n_classes, activation='elu',
-                 dtype=np.float64, rng=None):
+                 dtype=np.float64, rng=None, use_batch_norm=False, dropout=0.0):
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"unknown activation {activation!r}; choose one of "
@@ -45,17 +52,26 @@ class MLP:
             raise ValueError(
                 f"every layer needs at least one unit, got n_inputs={n_inputs}, "
                 f"n_hidden={list(n_hidden)}, n_classes={n_classes}")
+        if not 0 <= dropout < 1:
+            raise ValueError(
+                f"the dropout probability must lie in [0, 1), got {dropout}")
         self.n_inputs = n_inputs
         self.n_hidden = list(n_hidden)
         self.n_classes = n_classes
         self.activation = activation
         self.dtype = np.dtype(dtype)
+        self.use_batch_norm = use_batch_norm
+        self.dropout = dropout
         self.modules = []
         for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
             self.modules.append(LinearModule(
                 fan_in, fan_out, input_layer=(index == 0), dtype=dtype, rng=rng))
             if index < len(widths) - 2:
+                if use_batch_norm:
+                    self.modules.append(BatchNormModule(fan_out, dtype=dtype))
                 self.modules.append(ACTIVATIONS[activation]())
+                if dropout > 0:
+                    self.modules.append(DropoutModule(dropout, rng=rng))
 
     def forward(self, x):
         """
@@ -93,13 +109,13 @@ class MLP:
             module.clear_cache()
 
     def train(self):
-        """Put every module in training mode."""
+        """Put every module in training mode: batch statistics, random dropout masks."""
         for module in self.modules:
             module.train()
         return self
 
     def eval(self):
-        """Put every module in evaluation mode."""
+        """Put every module in evaluation mode: running statistics, no dropout."""
         for module in self.modules:
             module.eval()
         return self
@@ -114,22 +130,26 @@ class MLP:
                 for module in self.modules for name in module.params]
 
     def state_dict(self):
-        """Return the parameters as a flat dict, ``'<module index>.<name>'`` -> array.
+        """Return the parameters and buffers as a flat dict, ``'<module index>.<name>'`` -> array.
 
-        The keys are plain strings and the values plain arrays, so the dict
-        saves with ``np.savez`` and loads without pickle.
+        Besides each module's ``params`` ('0.weight', '0.bias', ...) it holds
+        each module's ``buffers``: a batch norm at index 1 adds '1.running_mean'
+        and '1.running_var', so a loaded model evaluates exactly as the saved
+        one. The values are the modules' own arrays, not copies. The keys are
+        plain strings and the values plain arrays, so the dict saves with
+        ``np.savez`` and loads without pickle.
         """
         return {f"{index}.{name}": value
                 for index, module in enumerate(self.modules)
-                for name, value in module.params.items()}
+                for name, value in {**module.params, **module.buffers}.items()}
 
     def load_state_dict(self, state):
-        """Copy parameters from a dict made by ``state_dict`` into this model.
+        """Copy parameters and buffers from a dict made by ``state_dict`` into this model.
 
         Raises
         ------
         ValueError
-            If a parameter is missing, unexpected, or of another shape, naming
+            If an entry is missing, unexpected, or of another shape, naming
             the saved shape and this model's.
         """
         own = self.state_dict()
@@ -137,14 +157,14 @@ class MLP:
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(
-                f"the saved parameters do not fit this architecture: missing "
+                f"the saved state does not fit this architecture: missing "
                 f"{missing}, unexpected {unexpected}; build the model with the "
-                f"hidden sizes the file was saved with")
+                f"hidden sizes and use_batch_norm the file was saved with")
         for key, value in own.items():
             if state[key].shape != value.shape:
                 raise ValueError(
-                    f"parameter {key} was saved with shape {state[key].shape} "
-                    f"but this model has shape {value.shape}; build the model "
-                    f"with the hidden sizes the file was saved with")
+                    f"{key} was saved with shape {state[key].shape} but this "
+                    f"model has shape {value.shape}; build the model with the "
+                    f"hidden sizes the file was saved with")
         for key, value in own.items():
             value[...] = state[key]

@@ -4,7 +4,7 @@ import math
 import torch
 from torch import nn
 
-from modules import LinearModule
+from modules import BatchNormModule, LinearModule
 
 ACTIVATIONS = {
     'elu': nn.ELU,
@@ -17,11 +17,12 @@ ACTIVATIONS = {
 
 
 class MLP(nn.Module):
-    """Linear -> [BatchNorm1d] -> activation -> ... -> Linear, returning logits.
+    """Linear -> [BatchNorm1d] -> activation -> [Dropout] -> ... -> Linear, returning logits.
 
-    The linear layers come in the same order and shapes as the NumPy MLP's
-    ``LinearModule``s and are initialised the same way, so weights copy across
-    one to one (see ``copy_numpy_to_torch``).
+    The linear and batch-norm layers come in the same order and shapes as the
+    NumPy MLP's ``LinearModule``s and ``BatchNormModule``s and are initialised
+    the same way, so weights and running statistics copy across one to one
+    (see ``copy_numpy_to_torch``).
 
     Parameters
     ----------
@@ -35,10 +36,13 @@ class MLP(nn.Module):
         Put a ``BatchNorm1d`` between each hidden linear layer and its activation.
     activation : str
         One of 'elu', 'relu', 'leaky_relu', 'sigmoid', 'tanh'.
+    dropout : float
+        Probability in [0, 1) of dropping a hidden unit: an ``nn.Dropout``
+        follows each hidden activation when it is above 0.
     """
 
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False,
-                 activation='elu'):
+                 activation='elu', dropout=0.0):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -49,11 +53,15 @@ class MLP(nn.Module):
             raise ValueError(
                 f"every layer needs at least one unit, got n_inputs={n_inputs}, "
                 f"n_hidden={list(n_hidden)}, n_classes={n_classes}")
+        if not 0 <= dropout < 1:
+            raise ValueError(
+                f"the dropout probability must lie in [0, 1), got {dropout}")
         self.n_inputs = n_inputs
         self.n_hidden = list(n_hidden)
         self.n_classes = n_classes
         self.use_batch_norm = use_batch_norm
         self.activation = activation
+        self.dropout = dropout
         layers = []
         for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
             linear = nn.Linear(fan_in, fan_out)
@@ -67,6 +75,8 @@ class MLP(nn.Module):
                 if use_batch_norm:
                     layers.append(nn.BatchNorm1d(fan_out))
                 layers.append(ACTIVATIONS[activation]())
+                if dropout > 0:
+                    layers.append(nn.Dropout(dropout))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -96,35 +106,48 @@ class MLP(nn.Module):
         return [layer for layer in self.layers if isinstance(layer, nn.Linear)]
 
 
-def _numpy_linear_modules(numpy_mlp):
-    return [module for module in numpy_mlp.modules if isinstance(module, LinearModule)]
+_COUNTERPARTS = {LinearModule: nn.Linear, BatchNormModule: nn.BatchNorm1d}
+"""The NumPy modules with parameters and the PyTorch layers that mirror them."""
 
 
-def _check_same_shapes(numpy_linears, torch_linears):
-    numpy_shapes = [module.params['weight'].shape for module in numpy_linears]
-    torch_shapes = [tuple(layer.weight.shape) for layer in torch_linears]
-    if numpy_shapes != torch_shapes:
+def _paired_layers(numpy_mlp, torch_mlp):
+    """Pair each NumPy module that has parameters with its PyTorch layer, in forward order.
+
+    Raises
+    ------
+    ValueError
+        If the two MLPs differ in their sequence of linear and batch-norm
+        layers or in any weight shape, naming both sequences.
+    """
+    numpy_modules = [module for module in numpy_mlp.modules
+                     if type(module) in _COUNTERPARTS]
+    torch_layers = [layer for layer in torch_mlp.layers
+                    if type(layer) in _COUNTERPARTS.values()]
+    numpy_layout = [f"{_COUNTERPARTS[type(module)].__name__} {module.params['weight'].shape}"
+                    for module in numpy_modules]
+    torch_layout = [f"{type(layer).__name__} {tuple(layer.weight.shape)}"
+                    for layer in torch_layers]
+    if numpy_layout != torch_layout:
         raise ValueError(
-            f"the two MLPs differ in architecture: NumPy weight shapes "
-            f"{numpy_shapes}, PyTorch weight shapes {torch_shapes}")
+            f"the two MLPs differ in architecture: NumPy layers (weight shapes) "
+            f"{numpy_layout}, PyTorch layers {torch_layout}")
+    return list(zip(numpy_modules, torch_layers))
 
 
 def copy_numpy_to_torch(numpy_mlp, torch_mlp):
-    """Copy the weights and biases of a NumPy MLP into a PyTorch MLP, in place."""
-    numpy_linears = _numpy_linear_modules(numpy_mlp)
-    torch_linears = torch_mlp.linear_layers()
-    _check_same_shapes(numpy_linears, torch_linears)
+    """Copy a NumPy MLP's parameters and running statistics into a PyTorch MLP, in place.
+
+    Linear weights and biases, and batch-norm weights, biases, running means
+    and running variances: the NumPy names are PyTorch's attribute names.
+    """
     with torch.no_grad():
-        for module, layer in zip(numpy_linears, torch_linears):
-            layer.weight.copy_(torch.from_numpy(module.params['weight']))
-            layer.bias.copy_(torch.from_numpy(module.params['bias']))
+        for module, layer in _paired_layers(numpy_mlp, torch_mlp):
+            for name, value in {**module.params, **module.buffers}.items():
+                getattr(layer, name).copy_(torch.from_numpy(value))
 
 
 def copy_torch_to_numpy(torch_mlp, numpy_mlp):
-    """Copy the weights and biases of a PyTorch MLP into a NumPy MLP, in place."""
-    numpy_linears = _numpy_linear_modules(numpy_mlp)
-    torch_linears = torch_mlp.linear_layers()
-    _check_same_shapes(numpy_linears, torch_linears)
-    for module, layer in zip(numpy_linears, torch_linears):
-        module.params['weight'][...] = layer.weight.detach().cpu().numpy()
-        module.params['bias'][...] = layer.bias.detach().cpu().numpy()
+    """Copy a PyTorch MLP's parameters and running statistics into a NumPy MLP, in place."""
+    for module, layer in _paired_layers(numpy_mlp, torch_mlp):
+        for name, value in {**module.params, **module.buffers}.items():
+            value[...] = getattr(layer, name).detach().cpu().numpy()
