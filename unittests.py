@@ -13,9 +13,10 @@ import unittest
 import numpy as np
 
 from mlp_numpy import MLP
-from modules import (CrossEntropyModule, ELUModule, LeakyReLUModule,
-                     LinearModule, ReLUModule, SigmoidModule,
-                     SoftmaxCrossEntropyModule, SoftMaxModule, TanhModule)
+from modules import (BatchNormModule, CrossEntropyModule, DropoutModule,
+                     ELUModule, LeakyReLUModule, LinearModule, ReLUModule,
+                     SigmoidModule, SoftmaxCrossEntropyModule, SoftMaxModule,
+                     TanhModule)
 
 
 def rel_error(x, y):
@@ -149,25 +150,83 @@ class TestLayers(unittest.TestCase):
         analytic, numerical = elementwise_layer_gradients(SoftMaxModule(), x, dout)
         self.assertLess(rel_error(analytic, numerical), 1e-6)
 
+    def test_batch_norm_gradients(self):
+        rng = np.random.default_rng(8)
+        for training in (True, False):
+            n_samples, n_features = 6, 5
+            # Features with their own offset and scale, as a linear layer gives.
+            x = 4 * rng.standard_normal((n_samples, n_features)) + rng.standard_normal(n_features)
+            dout = rng.standard_normal((n_samples, n_features))
+            layer = BatchNormModule(n_features)
+            layer.params['weight'][:] = rng.standard_normal(n_features)
+            layer.params['bias'][:] = rng.standard_normal(n_features)
+            layer.running_mean[:] = rng.standard_normal(n_features)
+            layer.running_var[:] = rng.uniform(0.5, 2.0, n_features)
+            if not training:
+                layer.eval()
+            layer.forward(x)
+            dx = layer.backward(dout)
+            loss = lambda: np.sum(layer.forward(x) * dout)
+            mode = 'training' if training else 'evaluation'
+            for name in ('weight', 'bias'):
+                numerical = eval_numerical_gradient(loss, layer.params[name])
+                self.assertLess(rel_error(layer.grads[name], numerical), 1e-6,
+                                f"{name} in {mode} mode")
+            self.assertLess(rel_error(dx, eval_numerical_gradient(loss, x)), 1e-6,
+                            f"input in {mode} mode")
+
+    def test_dropout_gradient(self):
+        rng = np.random.default_rng(9)
+        x = rng.standard_normal((6, 8))
+        dout = rng.standard_normal((6, 8))
+        layer = DropoutModule(p=0.4)
+
+        def loss():
+            # The same mask at every call: a fresh generator with one seed.
+            layer.rng = np.random.default_rng(10)
+            return np.sum(layer.forward(x) * dout)
+
+        loss()
+        dx = layer.backward(dout)
+        self.assertLess(rel_error(dx, eval_numerical_gradient(loss, x)), 1e-6)
+
 
 class TestMLP(unittest.TestCase):
 
-    def check_mlp_gradients(self, n_hidden, activation):
+    def check_mlp_gradients(self, n_hidden, activation, use_batch_norm=False,
+                            training=True):
         rng = np.random.default_rng(7)
         n_samples, n_inputs, n_classes = 4, 6, 3
         x = rng.standard_normal((n_samples, n_inputs))
         labels = rng.integers(n_classes, size=n_samples)
-        model = MLP(n_inputs, n_hidden, n_classes, activation=activation, rng=rng)
+        model = MLP(n_inputs, n_hidden, n_classes, activation=activation, rng=rng,
+                    use_batch_norm=use_batch_norm)
         for parameter, _ in model.parameters():
             parameter += 0.1 * rng.standard_normal(parameter.shape)
+        if use_batch_norm:
+            # Running statistics that differ from a fresh layer's, for evaluation mode.
+            model.forward(rng.standard_normal((8, n_inputs)))
+        if not training:
+            model.eval()
         loss_module = SoftmaxCrossEntropyModule()
         loss_module.forward(model.forward(x), labels)
         model.backward(loss_module.backward())
         loss = lambda: loss_module.forward(model.forward(x), labels)
+        # In training mode batch norm subtracts the batch mean, and with it the
+        # bias of the linear layer before it: that bias's exact gradient is 0,
+        # which a relative error cannot judge, so it is compared absolutely.
+        zero_gradient = [module.params['bias']
+                         for module, following in zip(model.modules, model.modules[1:])
+                         if training and isinstance(following, BatchNormModule)]
         for index, (parameter, gradient) in enumerate(model.parameters()):
             numerical = eval_numerical_gradient(loss, parameter)
-            self.assertLess(rel_error(gradient, numerical), 1e-6,
-                            f"parameter {index} of MLP{n_hidden} with {activation}")
+            message = (f"parameter {index} of MLP{n_hidden} with {activation}, "
+                       f"batch norm {use_batch_norm}, training {training}")
+            if any(parameter is bias for bias in zero_gradient):
+                self.assertLess(np.max(np.abs(gradient)), 1e-12, message)
+                self.assertLess(np.max(np.abs(numerical)), 1e-9, message)
+            else:
+                self.assertLess(rel_error(gradient, numerical), 1e-6, message)
 
     def test_logistic_regression(self):
         self.check_mlp_gradients([], 'elu')
@@ -179,6 +238,12 @@ class TestMLP(unittest.TestCase):
     def test_three_hidden_layers(self):
         for activation in ('elu', 'tanh'):
             self.check_mlp_gradients([5, 4, 5], activation)
+
+    def test_batch_norm(self):
+        for n_hidden in ([5], [5, 4, 5]):
+            for training in (True, False):
+                self.check_mlp_gradients(n_hidden, 'elu', use_batch_norm=True,
+                                         training=training)
 
 
 if __name__ == '__main__':
