@@ -124,6 +124,7 @@ def training_matmuls(n_batches, batch_size, n_inputs, n_hidden=128, n_classes=10
     learning_rate = np.float32(1e-9)  # small enough to keep the numbers finite
 
     def epoch():
+        nonlocal weight_1, weight_2
         for _ in range(n_batches):
             hidden = inputs @ weight_1.T
             logits = hidden @ weight_2.T
