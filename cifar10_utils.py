@@ -46,6 +46,8 @@ SPLIT_SEED = 0
 
 SPLITS = ('train', 'validation', 'test')
 DOWNLOAD_CHUNK_BYTES = 1 << 20
+# Without network a connection attempt may hang rather than fail: give up after this.
+DOWNLOAD_TIMEOUT_SECONDS = 20
 
 
 class DownloadError(OSError):
@@ -353,7 +355,7 @@ def download_file(url, destination, md5):
         received = 0
         try:
             with os.fdopen(descriptor, 'wb') as partial_file, \
-                    urllib.request.urlopen(url, timeout=60) as response:
+                    urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
                 announced = response.headers.get('Content-Length')
                 with tqdm(total=int(announced) if announced else None, unit='B',
                           unit_scale=True, unit_divisor=1024, desc=destination.name,
