@@ -1,6 +1,15 @@
 """Benchmarks of this repository, one sub-command each.
 
+    python benchmark.py train [--data_dir data/] [--repeats 3] [--json PATH]
     python benchmark.py data [--data_dir data/] [--batch_size 128] [--json PATH]
+
+`train` times one training epoch (batch 128, learning rate 0.1, float32) of
+this NumPy MLP, this PyTorch MLP on the CPU, a plain PyTorch eager loop and
+scikit-learn's MLPClassifier, side by side in one run, on the Fashion-MNIST
+shape (784-128-10) and the CIFAR-10 shape (3072-128-10), and compares each with
+the floor: the floating-point operations of the epoch divided by the rate of a
+large float32 matrix product measured in the same run. It also times the main
+job, `python train_mlp_numpy.py` with its defaults, as a whole process.
 
 `data` measures the data pipeline on this machine: loading CIFAR-10 from its
 extracted batches (wall time and peak memory, in a fresh process), and one
@@ -232,6 +241,253 @@ def run_data_benchmark(args):
     print(f'Numbers written to {args.json}')
 
 
+# ---------------------------------------------------------------------------
+# train: seconds per training epoch, side by side with peers and the floor
+# ---------------------------------------------------------------------------
+
+# Targets of the training speed (issue 5).
+NUMPY_OVER_EAGER_TARGET = 0.8
+NUMPY_OVER_FLOOR_TARGET = 1.5
+MAIN_JOB_SECONDS_TARGET = 10.0
+MAIN_JOB_PEAK_GB_TARGET = 2.0
+BATCH_SIZE = 128
+LEARNING_RATE = 0.1
+N_HIDDEN = 128
+N_CLASSES = 10
+
+
+def matmul_rate(size=4096, repeats=3):
+    """Floating-point operations per second of a large float32 matrix product."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    seconds, _ = median_seconds(lambda: a @ b, repeats)
+    return 2 * size ** 3 / seconds
+
+
+def epoch_flops(n_samples, n_inputs):
+    """Operations of one epoch of the n_inputs-128-10 MLP, counting the matrix
+    products only (everything else is linear in the layer widths):
+    forward 2(DH + HC) per sample, weight gradients 2(DH + HC), and the input
+    gradient of the second layer 2HC (the first layer needs none)."""
+    per_sample = 4 * (n_inputs * N_HIDDEN + N_HIDDEN * N_CLASSES) + 2 * N_HIDDEN * N_CLASSES
+    return n_samples * per_sample
+
+
+def benchmark_shapes(data_dir):
+    """The two shapes to time: real data where this machine has it, else random
+    data of the same shape (the time of an epoch does not depend on the values)."""
+    from data_utils import get_dataset
+
+    from data_utils import DEBIAN_FASHION_MNIST_DIR
+
+    on_disk = {'fashion_mnist': (Path(data_dir) / 'FashionMNIST' / 'raw').is_dir()
+                                or DEBIAN_FASHION_MNIST_DIR.is_dir(),
+               'cifar10': (Path(data_dir) / cifar10_utils.CIFAR10_FOLDER).is_dir()}
+    rng = np.random.default_rng(0)
+    shapes = {}
+    for name, image_shape, n_train in (('fashion_mnist', (1, 28, 28), 55000),
+                                       ('cifar10', (3, 32, 32), 45000)):
+        if on_disk[name]:
+            train = get_dataset(name, data_dir=data_dir)['train']
+            images, labels, source = train.images, train.labels, 'real data'
+        else:
+            images = rng.standard_normal((n_train, *image_shape), dtype=np.float32)
+            labels = rng.integers(0, N_CLASSES, n_train)
+            source = 'random data of the real shape'
+        shapes[name] = (images, labels, source)
+    return shapes
+
+
+def numpy_mlp_epoch(images, labels):
+    """This NumPy MLP, trained by train_mlp_numpy.train_epoch over our loader."""
+    from types import SimpleNamespace
+
+    import train_mlp_numpy
+    from cifar10_utils import ArrayDataset, ArrayLoader
+    from mlp_numpy import MLP
+    from modules import SoftmaxCrossEntropyModule
+    from optimizers import SGD
+
+    loader = ArrayLoader(ArrayDataset(images, labels, list(range(N_CLASSES))), BATCH_SIZE,
+                         shuffle=True, drop_last=True, return_numpy=True)
+    model = MLP(int(np.prod(images.shape[1:])), [N_HIDDEN], N_CLASSES, dtype=np.float32)
+    optimizer = SGD(model, LEARNING_RATE)
+    loss_module = SoftmaxCrossEntropyModule()
+    run = SimpleNamespace(stop_requested=False)
+    return lambda: train_mlp_numpy.train_epoch(model, loader, loss_module, optimizer, run,
+                                               epoch=1, progress=False)
+
+
+def pytorch_mlp_epoch(images, labels):
+    """This PyTorch MLP on the CPU, trained by train_mlp_pytorch.train_epoch."""
+    from types import SimpleNamespace
+
+    import torch
+
+    import train_mlp_pytorch
+    from cifar10_utils import ArrayDataset, ArrayLoader
+    from mlp_pytorch import MLP
+
+    loader = ArrayLoader(ArrayDataset(images, labels, list(range(N_CLASSES))), BATCH_SIZE,
+                         shuffle=True, drop_last=True, device='cpu')
+    model = MLP(int(np.prod(images.shape[1:])), [N_HIDDEN], N_CLASSES)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    run = SimpleNamespace(stop_requested=False)
+    return lambda: train_mlp_pytorch.train_epoch(model, loader, optimizer, run, epoch=1,
+                                                 progress=False)
+
+
+def plain_pytorch_epoch(images, labels):
+    """The textbook PyTorch eager loop: nn.Sequential, randperm batches, SGD."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    inputs = torch.from_numpy(images.reshape(len(images), -1))
+    targets = torch.from_numpy(labels)
+    model = nn.Sequential(nn.Linear(inputs.shape[1], N_HIDDEN), nn.ELU(),
+                          nn.Linear(N_HIDDEN, N_CLASSES))
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    n_batches = len(inputs) // BATCH_SIZE
+
+    def epoch():
+        order = torch.randperm(len(inputs))
+        for batch in range(n_batches):
+            indices = order[batch * BATCH_SIZE:(batch + 1) * BATCH_SIZE]
+            loss = F.cross_entropy(model(inputs[indices]), targets[indices])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return epoch
+
+
+def sklearn_epoch(images, labels):
+    """scikit-learn's MLPClassifier, one epoch of the same SGD (ReLU: it has no ELU)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    inputs = images.reshape(len(images), -1)
+
+    def epoch():
+        classifier = MLPClassifier(hidden_layer_sizes=(N_HIDDEN,), activation='relu',
+                                   solver='sgd', learning_rate_init=LEARNING_RATE,
+                                   momentum=0.0, alpha=0.0, batch_size=BATCH_SIZE,
+                                   max_iter=1, shuffle=True, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', ConvergenceWarning)
+            classifier.fit(inputs, labels)
+    return epoch
+
+
+SYSTEMS = (('numpy MLP (this)', numpy_mlp_epoch),
+           ('pytorch MLP (this, CPU)', pytorch_mlp_epoch),
+           ('pytorch eager loop', plain_pytorch_epoch),
+           ('scikit-learn MLPClassifier', sklearn_epoch))
+
+
+def measure_main_job():
+    """Wall time and peak memory of `python train_mlp_numpy.py` with its defaults,
+    as a fresh process, on CIFAR-10 from extracted batches (random images of
+    the real size and format where data/ has none)."""
+    import resource
+
+    with tempfile.TemporaryDirectory() as scratch:
+        data_dir = REPOSITORY / 'data'
+        if not (data_dir / cifar10_utils.CIFAR10_FOLDER).is_dir():
+            data_dir = Path(scratch) / 'data'
+            write_random_cifar10(data_dir)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(REPOSITORY / 'train_mlp_numpy.py'),
+                        '--data_dir', str(data_dir), '--out_dir', str(Path(scratch) / 'out'),
+                        '--no_progress'], check=True, capture_output=True)
+        seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {'main_job_seconds': seconds, 'main_job_peak_bytes': peak_kib * 1024}
+
+
+def run_train_benchmark(args):
+    """The `train` sub-command."""
+    import platform
+
+    import torch
+    import sklearn
+
+    results = {'date': time.strftime('%Y-%m-%d'), 'machine': platform.machine(),
+               'processor': platform.processor() or platform.machine(),
+               'cpu_count': os.cpu_count(), 'load_average': os.getloadavg()[0],
+               'numpy': np.__version__, 'torch': torch.__version__,
+               'sklearn': sklearn.__version__, 'repeats': args.repeats, 'shapes': {}}
+    if results['load_average'] > 0.5:
+        print(f"warning: load average {results['load_average']:.1f}: other processes "
+              f"are running, and BLAS threads slow down badly when they must share cores")
+    results['matmul_flops_per_second'] = matmul_rate()
+    for shape_name, (images, labels, source) in benchmark_shapes(args.data_dir).items():
+        n_inputs = int(np.prod(images.shape[1:]))
+        n_samples = len(images) // BATCH_SIZE * BATCH_SIZE
+        floor = epoch_flops(n_samples, n_inputs) / results['matmul_flops_per_second']
+        shape = {'source': source, 'layers': f'{n_inputs}-{N_HIDDEN}-{N_CLASSES}',
+                 'n_samples': n_samples, 'floor_seconds': floor, 'seconds': {}}
+        for system, make_epoch in SYSTEMS:
+            epoch = make_epoch(images, labels)
+            epoch()  # warm-up: first-touch allocations, lazy initialisation
+            shape['seconds'][system], _ = median_seconds(epoch, args.repeats)
+        results['shapes'][shape_name] = shape
+    results.update(measure_main_job())
+    print_train_table(results)
+    write_json(results, args.json)
+    print(f'Numbers written to {args.json}')
+
+
+def print_train_table(results):
+    """Seconds per epoch with ratios to PyTorch eager and to the floor, and the targets."""
+    print(f"{results['date']}, {results['cpu_count']} cores ({results['processor']}), "
+          f"load average {results['load_average']:.1f} at the start; NumPy "
+          f"{results['numpy']}, PyTorch {results['torch']}, scikit-learn {results['sklearn']}; "
+          f"float32 matrix product at {results['matmul_flops_per_second'] / 1e9:.0f} GFLOP/s; "
+          f"medians of {results['repeats']} epochs")
+    for shape_name, shape in results['shapes'].items():
+        eager = shape['seconds']['pytorch eager loop']
+        print(f"\n{shape_name} shape {shape['layers']}, {shape['n_samples']} samples "
+              f"({shape['source']})")
+        print(f"{'system':<28} {'s/epoch':>8} {'/ eager':>8} {'/ floor':>8}")
+        for system, seconds in shape['seconds'].items():
+            print(f"{system:<28} {seconds:8.3f} {seconds / eager:8.2f} "
+                  f"{seconds / shape['floor_seconds']:8.2f}")
+        print(f"{'floor (FLOPs / matmul rate)':<28} {shape['floor_seconds']:8.3f}")
+    print('\ntargets')
+    for shape_name, shape in results['shapes'].items():
+        ratio = shape['seconds']['numpy MLP (this)'] / shape['seconds']['pytorch eager loop']
+        print(f"  {shape_name}: numpy / eager = {ratio:.2f} "
+              f"(target <= {NUMPY_OVER_EAGER_TARGET}) "
+              f"{'ok' if ratio <= NUMPY_OVER_EAGER_TARGET else 'MISSED'}")
+    cifar = results['shapes']['cifar10']
+    floor_ratio = cifar['seconds']['numpy MLP (this)'] / cifar['floor_seconds']
+    print(f"  cifar10: numpy / floor = {floor_ratio:.2f} (target <= {NUMPY_OVER_FLOOR_TARGET}) "
+          f"{'ok' if floor_ratio <= NUMPY_OVER_FLOOR_TARGET else 'MISSED'}")
+    seconds, peak_gb = results['main_job_seconds'], results['main_job_peak_bytes'] / 1e9
+    print(f"  python train_mlp_numpy.py (defaults, whole process): {seconds:.1f} s "
+          f"(target < {MAIN_JOB_SECONDS_TARGET:g}) "
+          f"{'ok' if seconds < MAIN_JOB_SECONDS_TARGET else 'MISSED'}, peak memory "
+          f"{peak_gb:.2f} GB (target < {MAIN_JOB_PEAK_GB_TARGET:g}) "
+          f"{'ok' if peak_gb < MAIN_JOB_PEAK_GB_TARGET else 'MISSED'}")
+
+
+def add_train_command(subcommands):
+    parser = subcommands.add_parser(
+        'train', help='time a training epoch of this project and its peers')
+    parser.add_argument('--data_dir', default='data/',
+                        help='folder with the data sets (random data of the same '
+                             'shape stands in for what is missing)')
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='epochs timed per system; the median is reported')
+    parser.add_argument('--json', default='results/benchmark_train.json',
+                        help='where to write the numbers')
+    parser.set_defaults(run=run_train_benchmark)
+
+
 def add_data_command(subcommands):
     parser = subcommands.add_parser('data', help='time and size the CIFAR-10 data pipeline')
     parser.add_argument('--data_dir', default='data/',
@@ -247,6 +503,7 @@ def add_data_command(subcommands):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     subcommands = parser.add_subparsers(title='benchmarks', dest='benchmark', required=True)
+    add_train_command(subcommands)
     add_data_command(subcommands)
     args = parser.parse_args(argv)
     args.run(args)
