@@ -4,6 +4,33 @@ import numpy as np
 from modules import ACTIVATIONS, BatchNormModule, DropoutModule, LinearModule
 
 
+def check_architecture(n_inputs, n_hidden, n_classes, activation, dropout):
+    """Check the constructor arguments shared by both MLPs; return the layer widths.
+
+    Returns
+    -------
+    widths : list of int
+        ``[n_inputs, *n_hidden, n_classes]``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown activation, a layer without units, or a dropout
+        probability outside [0, 1).
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+    widths = [n_inputs, *n_hidden, n_classes]
+    if any(width < 1 for width in widths):
+        raise ValueError(
+            f"every layer needs at least one unit, got n_inputs={n_inputs}, "
+            f"n_hidden={list(n_hidden)}, n_classes={n_classes}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"the dropout probability must lie in [0, 1), got {dropout}")
+    return widths
+
+
 class MLP:
     """Linear -> [BatchNorm] -> activation -> [Dropout] -> ... -> Linear, returning logits.
 
@@ -43,18 +70,7 @@ class MLP:
 
     def __init__(self, n_inputs, n_hidden, n_classes, activation='elu',
                  dtype=np.float64, rng=None, use_batch_norm=False, dropout=0.0):
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; choose one of "
-                f"{sorted(ACTIVATIONS)}")
-        widths = [n_inputs, *n_hidden, n_classes]
-        if any(width < 1 for width in widths):
-            raise ValueError(
-                f"every layer needs at least one unit, got n_inputs={n_inputs}, "
-                f"n_hidden={list(n_hidden)}, n_classes={n_classes}")
-        if not 0 <= dropout < 1:
-            raise ValueError(
-                f"the dropout probability must lie in [0, 1), got {dropout}")
+        widths = check_architecture(n_inputs, n_hidden, n_classes, activation, dropout)
         self.n_inputs = n_inputs
         self.n_hidden = list(n_hidden)
         self.n_classes = n_classes

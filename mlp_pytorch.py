@@ -4,6 +4,7 @@ import math
 import torch
 from torch import nn
 
+from mlp_numpy import check_architecture
 from modules import BatchNormModule, LinearModule
 
 ACTIVATIONS = {
@@ -44,18 +45,7 @@ class MLP(nn.Module):
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False,
                  activation='elu', dropout=0.0):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; choose one of "
-                f"{sorted(ACTIVATIONS)}")
-        widths = [n_inputs, *n_hidden, n_classes]
-        if any(width < 1 for width in widths):
-            raise ValueError(
-                f"every layer needs at least one unit, got n_inputs={n_inputs}, "
-                f"n_hidden={list(n_hidden)}, n_classes={n_classes}")
-        if not 0 <= dropout < 1:
-            raise ValueError(
-                f"the dropout probability must lie in [0, 1), got {dropout}")
+        widths = check_architecture(n_inputs, n_hidden, n_classes, activation, dropout)
         self.n_inputs = n_inputs
         self.n_hidden = list(n_hidden)
         self.n_classes = n_classes
