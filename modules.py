@@ -41,19 +41,22 @@ def _check_batch(x, name, n_features=None):
     return x
 
 
-def _to_target_distribution(y, n_samples, n_classes):
+def _to_target_distribution(y, predictions):
     """Return integer labels ``(N,)`` or a target distribution ``(N, C)``.
 
     Integer labels are checked to lie in ``[0, C)``; a 2-D ``y`` (one-hot or
-    soft targets) must have shape ``(N, C)``.
+    soft targets) must have the shape of ``predictions`` and is converted to
+    their dtype, so float32 predictions give a float32 loss whatever the
+    targets' dtype (bool, int or float64).
     """
+    n_samples, n_classes = predictions.shape
     y = np.asarray(y)
     if y.ndim == 2:
         if y.shape != (n_samples, n_classes):
             raise ValueError(
                 f"one-hot targets must have shape (N, C) = ({n_samples}, "
                 f"{n_classes}) like the predictions, got {y.shape}")
-        return y
+        return y.astype(predictions.dtype, copy=False)
     if y.ndim != 1:
         raise ValueError(
             f"labels must be integers of shape (N,) or one-hot of shape (N, C), "
@@ -239,7 +242,7 @@ class LeakyReLUModule(Module):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope = float(negative_slope)
 
     def forward(self, x):
         """x: ndarray of any shape. Returns an array of the same shape and dtype."""
@@ -259,7 +262,7 @@ class ELUModule(Module):
 
     def __init__(self, alpha=1.0):
         super().__init__()
-        self.alpha = alpha
+        self.alpha = float(alpha)
 
     def forward(self, x):
         """x: ndarray of any shape. Returns an array of the same shape and dtype."""
@@ -355,8 +358,8 @@ class BatchNormModule(Module):
                 f"batch norm needs at least one feature, got "
                 f"num_features={num_features}")
         self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
+        self.eps = float(eps)
+        self.momentum = float(momentum)
         self.params = {
             'weight': np.ones(num_features, dtype=dtype),
             'bias': np.zeros(num_features, dtype=dtype),
@@ -577,7 +580,7 @@ class CrossEntropyModule(Module):
         loss : float, the mean over the batch
         """
         x = _check_batch(x, "predicted probabilities")
-        targets = _to_target_distribution(y, *x.shape)
+        targets = _to_target_distribution(y, x)
         log_x = np.log(np.maximum(x, np.finfo(x.dtype).tiny))
         if targets.ndim == 1:
             return -np.mean(log_x[np.arange(len(x)), targets])
@@ -591,7 +594,7 @@ class CrossEntropyModule(Module):
         dx : ndarray of shape (N, C)
         """
         x = _check_batch(x, "predicted probabilities")
-        targets = _to_target_distribution(y, *x.shape)
+        targets = _to_target_distribution(y, x)
         safe_x = np.maximum(x, np.finfo(x.dtype).tiny)
         if targets.ndim == 1:
             dx = np.zeros_like(x)
@@ -622,7 +625,7 @@ class SoftmaxCrossEntropyModule(Module):
         loss : float, the mean over the batch
         """
         logits = _check_batch(logits, "logits")
-        targets = _to_target_distribution(y, *logits.shape)
+        targets = _to_target_distribution(y, logits)
         # log softmax(z) = (z - max z) - log sum exp(z - max z)
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp_shifted = np.exp(shifted)

@@ -13,10 +13,6 @@ small example. Three families of properties:
 3. Invariants: softmax rows are distributions, the fused loss equals softmax
    followed by cross-entropy, and every module keeps the input's dtype.
 
-Properties that currently fail on a real defect of ``modules.py`` are marked
-``xfail(strict=True)`` with the failing example in the reason, so they turn
-into errors (XPASS) the moment the defect is fixed and the mark must go.
-
 Run time is kept to about 15 s by small sizes (at most 6) and a modest
 number of examples (25 per test); set ``PROPERTY_EXAMPLES`` to search harder, e.g.
 ``PROPERTY_EXAMPLES=1000 python -m pytest tests/test_properties.py``.
@@ -61,10 +57,6 @@ PROPERTY_SETTINGS = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-# For the strict xfails below: a failure is expected, so skip shrinking and
-# explaining it (seconds to a minute each), which only matter for a new failure.
-KNOWN_DEFECT_SETTINGS = settings(PROPERTY_SETTINGS, phases=[Phase.explicit, Phase.generate])
-
 # Gradient checks: analytic and numerical gradients must agree to this
 # relative error...
 GRADIENT_RTOL = 1e-6
@@ -166,6 +158,10 @@ def fix_dropout_masks(model, seed):
 # --------------------------------------------------------------------------
 
 def floats(low, high, width=64):
+    """Finite floats in [low, high] of the given bit width (bounds rounded inwards to it)."""
+    if width == 32:
+        low, high = float(np.nextafter(np.float32(low), np.float32(high))), \
+            float(np.nextafter(np.float32(high), np.float32(low)))
     return st.floats(low, high, allow_nan=False, allow_infinity=False,
                      allow_subnormal=False, width=width)
 
@@ -724,16 +720,11 @@ def test_mlp_keeps_the_dtype(dtype, n_inputs, n_hidden, n_classes, n_samples, ac
 
 
 # --------------------------------------------------------------------------
-# Known defects: strict xfails, with the failing example
+# Targets and hyperparameters of another dtype keep the input's dtype
 # --------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dtype leak: float32 predictions with one-hot targets of another dtype give a "
-    "float64 loss, e.g. CrossEntropyModule().forward(np.full((1, 1), 0.5, np.float32), "
-    "np.eye(1)) (np.eye is float64) or an int64 one-hot; targets * log_x promotes. "
-    "Integer labels, and the backward passes, stay float32."))
 @pytest.mark.parametrize('module', ['cross_entropy', 'fused'])
-@KNOWN_DEFECT_SETTINGS
+@PROPERTY_SETTINGS
 @given(data=st.data(), n_samples=sides, n_classes=sides,
        one_hot_dtype=st.sampled_from([np.float64, np.int64]))
 def test_float32_loss_with_one_hot_of_another_dtype(module, data, n_samples, n_classes,
@@ -747,11 +738,7 @@ def test_float32_loss_with_one_hot_of_another_dtype(module, data, n_samples, n_c
         assert SoftmaxCrossEntropyModule().forward(x, targets).dtype == np.float32
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "CrossEntropyModule.backward rejects a boolean one-hot target that forward (and "
-    "SoftmaxCrossEntropyModule) accept: -targets on a bool array raises TypeError, e.g. "
-    "CrossEntropyModule().backward(np.full((1, 1), 0.5), np.eye(1, dtype=bool))."))
-@KNOWN_DEFECT_SETTINGS
+@PROPERTY_SETTINGS
 @given(data=st.data(), n_samples=sides, n_classes=sides)
 def test_cross_entropy_boolean_one_hot(data, n_samples, n_classes):
     probabilities = data.draw(arrays((n_samples, n_classes), 0.05, 1), label='probabilities')
@@ -772,14 +759,8 @@ def _numpy_scalar_modules(value):
     return cases
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dtype leak under NumPy 2 promotion (NEP 50): a hyperparameter given as a NumPy "
-    "float64 scalar (alpha, negative_slope, batch-norm eps), e.g. from np.linspace, "
-    "turns float32 activations into float64: "
-    "ELUModule(np.float64(1.0)).forward(-np.ones((1, 3), np.float32)).dtype == float64. "
-    "Python floats are fine."))
 @pytest.mark.parametrize('name', ['elu', 'leaky_relu', 'batch_norm'])
-@KNOWN_DEFECT_SETTINGS
+@PROPERTY_SETTINGS
 @given(data=st.data(), n_samples=st.integers(2, 6), value=floats(0.01, 0.5))
 def test_numpy_scalar_hyperparameters_keep_float32(name, data, n_samples, value):
     cases = dict(_numpy_scalar_modules(value))
