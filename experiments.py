@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.colors import ListedColormap
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 import mlp_numpy
@@ -46,6 +47,7 @@ plt.rcParams.update({'axes.grid': True, 'grid.alpha': 0.3, 'legend.fontsize': 8,
                      'axes.titlesize': 10, 'axes.labelsize': 9})
 
 LOSS_LABEL = 'loss (cross-entropy, nats)'
+DATASET_TITLES = {'spiral': 'Spiral', 'fashion_mnist': 'Fashion-MNIST'}
 ACTIVATION_NAMES = ('sigmoid', 'tanh', 'relu', 'leaky_relu', 'elu')
 RELU_FAMILY = ('relu', 'leaky_relu', 'elu')
 SATURATED_SLOPE = 0.1
@@ -179,6 +181,11 @@ def hidden_preactivations_torch(model, images):
 # ---------------------------------------------------------------------------
 # Training loops
 # ---------------------------------------------------------------------------
+
+def last(values):
+    """The last element of a list, or None for an empty one (a run that diverged at once)."""
+    return values[-1] if values else None
+
 
 def new_history(weights):
     """An empty training record, holding the mean |weight| of each layer at initialisation."""
@@ -535,7 +542,7 @@ def activations(out_dir, dataset='fashion_mnist', hidden=(64,) * 6, epochs=10, l
 
 
 def batch_norm(out_dir, dataset='fashion_mnist', hidden=(128,) * 5,
-               activation_names=('relu', 'sigmoid'), epochs=10, lr=0.3, batch_size=128,
+               activation_names=('relu', 'sigmoid'), epochs=10, lr=0.2, batch_size=128,
                n_train=10000, n_test=2000, data_dir='data/', seed=0):
     """A deep MLP with and without batch normalisation, in PyTorch and in NumPy.
 
@@ -558,31 +565,37 @@ def batch_norm(out_dir, dataset='fashion_mnist', hidden=(128,) * 5,
             mlp_pytorch.copy_numpy_to_torch(numpy_model, torch_model)
             torch_histories[label] = train_torch(torch_model, data, epochs, lr, batch_size, seed)
             numpy_histories[label] = train_numpy(numpy_model, data, epochs, lr, batch_size, seed)
-    styles = {label: {'color': f'C{index}'} for index, label in enumerate(torch_histories)}
-    numpy_styles = {f'{label} (NumPy)': {**style, 'linestyle': '--', 'marker': 'x'}
-                    for label, style in styles.items()}
-    numpy_labelled = {f'{label} (NumPy)': history for label, history in numpy_histories.items()}
+    colours = {label: f'C{index}' for index, label in enumerate(torch_histories)}
     title = (f'{DATASET_TITLES[dataset]}, {len(hidden)} hidden layers of {hidden[0]}, '
              f'SGD lr {lr:g}')
 
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(8, 3.6))
-    for histories, line_styles in ((torch_histories, styles), (numpy_labelled, numpy_styles)):
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(8, 4))
+    for histories, style in ((torch_histories, {}),
+                             (numpy_histories, {'linestyle': '--', 'marker': 'x'})):
+        line_styles = {label: {'color': colour, **style} for label, colour in colours.items()}
         plot_curves(loss_axes, histories, 'train_loss', LOSS_LABEL, 'training loss', line_styles)
         plot_curves(accuracy_axes, histories, 'test_accuracy', 'accuracy', 'test accuracy',
                     line_styles)
-    loss_axes.get_legend().remove()
-    accuracy_axes.legend(fontsize=7)
-    figure.suptitle(f'{title}; solid PyTorch, dashed NumPy', fontsize=10)
-    figure.tight_layout()
+    for axes in (loss_axes, accuracy_axes):
+        axes.get_legend().remove()
+    handles = [Line2D([], [], color=colour, label=label) for label, colour in colours.items()]
+    handles += [Line2D([], [], color='grey', label='PyTorch'),
+                Line2D([], [], color='grey', linestyle='--', marker='x', label='NumPy')]
+    figure.legend(handles=handles, loc='lower center', ncol=3)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout(rect=(0, 0.14, 1, 1))
     save_figure(figure, out_dir / 'batch_norm_curves.png')
 
     figure, axes = plt.subplots(figsize=(6, 3.8))
-    mean_inactive = {label: {'inactive': [np.mean(fractions)
-                                          for fractions in history['inactive_fraction']]}
-                     for label, history in torch_histories.items()}
+    mean_inactive = {}
+    for label, history in torch_histories.items():
+        fractions = [float(np.mean(layers)) for layers in history['inactive_fraction']]
+        mean_inactive[label + (' (0 throughout)' if not any(fractions) else '')] = {
+            'inactive': fractions, 'colour': colours[label]}
     plot_curves(axes, mean_inactive, 'inactive', 'fraction of hidden units',
-                'Dead (ReLU) or saturated (sigmoid) hidden units,\nmean over layers, '
-                f'on {PROBE_SIZE} training samples', styles)
+                'Dead (ReLU family) or saturated (sigmoid, tanh) hidden units,\n'
+                f'mean over layers, on {PROBE_SIZE} training samples (PyTorch)',
+                {label: {'color': run['colour']} for label, run in mean_inactive.items()})
     axes.set_ylim(bottom=0)
     figure.tight_layout()
     save_figure(figure, out_dir / 'batch_norm_units.png')
@@ -626,11 +639,11 @@ def weight_growth(out_dir, dataset='fashion_mnist', hidden=(256, 128, 64), activ
     growth_axes.set_title('weight growth per layer')
     gradient_axes.set_yscale('log')
     gradient_axes.set_ylabel('weight-gradient norm, epoch mean')
-    gradient_axes.set_title('gradient norm per layer')
+    gradient_axes.set_title('gradient norm per layer (colours as left)')
+    growth_axes.legend()
     for axes in (growth_axes, gradient_axes):
         axes.set_xlabel('epoch')
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.legend()
     figure.suptitle(f'{DATASET_TITLES[dataset]}, MLP {"-".join(map(str, widths))} '
                     f'({activation}), SGD lr {lr:g}, batch {batch_size}', fontsize=10)
     figure.tight_layout()
@@ -698,13 +711,14 @@ def numpy_vs_pytorch(out_dir, dataset='fashion_mnist', hidden=(128,), activation
             (code_axes, lines_of_code, 'lines of code', 'model code')):
         bars = axes.bar(list(values), list(values.values()), color=['C0', 'C1'])
         axes.bar_label(bars, fmt='%.3g', fontsize=8)
+        axes.margins(y=0.15)
         axes.set_ylabel(y_label)
         axes.set_title(title)
         axes.grid(False)
     n_samples = len(data['train'][1])
     figure.suptitle(f'{DATASET_TITLES[dataset]} ({n_samples} training images), MLP '
-                    f'{"-".join(map(str, [n_inputs, *hidden, data["n_classes"]]))}, '
-                    f'SGD lr {lr:g}, batch {batch_size}', fontsize=10)
+                    f'{"-".join(map(str, [n_inputs, *hidden, data["n_classes"]]))} '
+                    f'({activation}), SGD lr {lr:g}, batch {batch_size}', fontsize=10)
     figure.tight_layout()
     save_figure(figure, out_dir / 'numpy_vs_pytorch.png')
 
@@ -781,7 +795,7 @@ def first_step_below(losses, threshold):
     return int(below[0]) if len(below) else None
 
 
-def saddle(out_dir, lr=0.1, steps=150, noise_std=0.01, n_noisy_runs=5, start=(0.5, -0.5),
+def saddle(out_dir, lr=0.1, steps=150, noise_std=0.01, n_noisy_runs=8, start=(0.5, -0.5),
            seed=0):
     """Saddle points: x^2 - y^2, and a tiny network whose loss has one at the origin.
 
@@ -853,6 +867,7 @@ def saddle(out_dir, lr=0.1, steps=150, noise_std=0.01, n_noisy_runs=5, start=(0.
             'plain_final_loss': float(two_weight_loss(plain_path[-1])),
             'plain_final_distance_to_saddle': float(np.linalg.norm(plain_path[-1])),
             'noisy_escape_steps': escape_steps,
+            'noisy_final_weights': [path[-1].tolist() for path in noisy_paths],
             'noisy_final_losses': [float(two_weight_loss(path[-1])) for path in noisy_paths]}
 
 
@@ -865,7 +880,7 @@ def draw_two_weight_landscape(axes, limit=1.6):
     plt.colorbar(contours, ax=axes, label='loss')
     w1 = np.linspace(1 / limit, limit, 100)
     for sign, label in ((1, 'minima, $w_1 w_2 = 1$'), (-1, None)):
-        axes.plot(sign * w1, sign / w1, color='white', linestyle='--', linewidth=1,
+        axes.plot(sign * w1, sign / w1, color='C1', linestyle='--', linewidth=1.5,
                   label=label)
     axes.plot(0, 0, marker='x', color='red', markersize=8, linestyle='none', label='saddle')
     axes.set_xlabel('$w_1$')
@@ -976,14 +991,6 @@ QUICK_BUDGETS = {
                       'n_test': 1000},
 }
 """The settings ``--quick`` overrides in each study: a small budget for a smoke run."""
-
-DATASET_TITLES = {'spiral': 'Spiral', 'fashion_mnist': 'Fashion-MNIST'}
-
-
-def last(values):
-    """The last element of a list, or None for an empty one (a run that diverged at once)."""
-    return values[-1] if values else None
-
 
 def json_ready(value):
     """``value`` with NumPy types, tuples and paths made JSON types, floats to 6 digits.
