@@ -141,6 +141,8 @@ def test_numpy_runs_are_deterministic(tmp_path):
     assert first[2] == second[2]
 
 
+@pytest.mark.filterwarnings('ignore:overflow encountered:RuntimeWarning',
+                            'ignore:invalid value encountered:RuntimeWarning')
 @pytest.mark.parametrize('script', ['numpy', 'pytorch'])
 def test_divergence_stops_cleanly_and_keeps_the_best_model(script, tmp_path):
     arguments = dict(hidden_dims=[32, 32], lr=1e6, batch_size=32, epochs=5, seed=0,
