@@ -33,6 +33,7 @@ import numpy as np
 
 import cifar10_utils
 from cifar10_utils import get_cifar10, get_dataloader
+from training_utils import save_json
 
 REPOSITORY = Path(__file__).resolve().parent
 
@@ -170,17 +171,6 @@ def measure_epochs(datasets, batch_size, repeats):
     return results
 
 
-def write_json(results, path):
-    """Write `results` to `path` through a temporary file, so `path` is never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-    with os.fdopen(descriptor, 'w') as file:
-        json.dump(results, file, indent=2)
-        file.write('\n')
-    os.replace(partial, path)
-
-
 def print_data_table(results):
     """Print the numbers of the `data` benchmark against their targets."""
     def row(name, key, target=None):
@@ -237,7 +227,8 @@ def run_data_benchmark(args):
         datasets = get_cifar10(data_dir)
     results.update(measure_epochs(datasets, args.batch_size, args.repeats))
     print_data_table(results)
-    write_json(results, args.json)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    save_json(args.json, results)
     print(f'Numbers written to {args.json}')
 
 
@@ -477,7 +468,8 @@ def run_train_benchmark(args):
         results['shapes'][shape_name] = shape
     results.update(measure_main_job(min(args.repeats, 3)))
     print_train_table(results)
-    write_json(results, args.json)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    save_json(args.json, results)
     print(f'Numbers written to {args.json}')
 
 

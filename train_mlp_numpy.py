@@ -167,8 +167,8 @@ def load_model(run_dir):
     except ValueError as error:
         raise ValueError(f"{run_dir / 'model.npz'} holds more than plain arrays ({error}); "
                          f"refusing to unpickle it") from error
-    linear_weights = [value for key, value in sorted(weights.items(), key=lambda item:
-                      int(item[0].split('.')[0])) if key.endswith('.weight') and value.ndim == 2]
+    # The file keeps state_dict's forward order; the 2-D arrays are the linear weights.
+    linear_weights = [value for value in weights.values() if value.ndim == 2]
     model = MLP(linear_weights[0].shape[1], config['hidden_dims'], linear_weights[-1].shape[0],
                 activation=config['activation'], dtype=np.dtype(config['dtype']),
                 use_batch_norm=config['use_batch_norm'], dropout=config['dropout'])

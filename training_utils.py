@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar10_utils import CorruptDataError, DownloadError
+from data_utils import DATASETS, get_dataset
+from modules import ACTIVATIONS
 from optimizers import EarlyStopping
 
 
@@ -154,8 +157,6 @@ def probability(text):
 
 def add_common_arguments(parser):
     """The flags both training scripts share, with the assignment's defaults."""
-    from data_utils import DATASETS
-
     parser.add_argument('--hidden_dims', default=[128], type=positive_int, nargs='*',
                         help='width of each hidden layer, e.g. "256 128"; no value '
                              'gives logistic regression (default: 128)')
@@ -175,7 +176,7 @@ def add_common_arguments(parser):
                         help='training samples held out for validation (default: '
                              '5000 for the image data sets, a fifth for the spiral)')
     parser.add_argument('--activation', default='elu',
-                        choices=['elu', 'relu', 'leaky_relu', 'sigmoid', 'tanh'],
+                        choices=sorted(ACTIVATIONS),
                         help='hidden-layer activation (default: elu)')
     parser.add_argument('--optimizer', default='sgd', choices=['sgd', 'adam'],
                         help='optimiser (default: sgd)')
@@ -237,9 +238,6 @@ def load_data(dataset, data_dir, validation_size, batch_size):
     DownloadError, CorruptDataError
         When the data cannot be had or read (see ``cifar10_utils``).
     """
-    from cifar10_utils import CorruptDataError
-    from data_utils import get_dataset
-
     if validation_size is not None and validation_size < 1:
         raise ConfigurationError(f"validation_size must be at least 1 to select the "
                                  f"best epoch, got {validation_size}")
@@ -274,8 +272,6 @@ def run_command_line(parser, argv, read_saved_config, train):
     reason, before anything is written), 1 for data that cannot be had or read
     or outputs that cannot be written, 130 after Ctrl-C.
     """
-    from cifar10_utils import CorruptDataError, DownloadError
-
     args = parse_arguments(parser, argv, read_saved_config)
     try:
         train(args)
