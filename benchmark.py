@@ -33,7 +33,7 @@ import numpy as np
 
 import cifar10_utils
 from cifar10_utils import get_cifar10, get_dataloader
-from training_utils import save_json
+from fileio import save_json
 
 REPOSITORY = Path(__file__).resolve().parent
 
@@ -306,33 +306,42 @@ def benchmark_shapes(data_dir):
 def matrix_products_epoch(images, labels):
     """The matrix products of a NumPy training epoch and nothing else: the
     forward products of both layers, the weight gradients and the hidden
-    layer's input gradient, on column-major weights as LinearModule keeps
-    them. The gap between this and the NumPy MLP is everything that is not
-    BLAS: the batch gather, activations, loss and parameter updates."""
+    layer's input gradient, written as LinearModule writes them. The gap
+    between this and the NumPy MLP is everything that is not BLAS: the batch
+    gather, activations, loss and parameter updates."""
     rng = np.random.default_rng(0)
     n_inputs = int(np.prod(images.shape[1:]))
     inputs = rng.standard_normal((BATCH_SIZE, n_inputs), dtype=np.float32)
     grad_hidden = rng.standard_normal((BATCH_SIZE, N_HIDDEN), dtype=np.float32)
     grad_logits = rng.standard_normal((BATCH_SIZE, N_CLASSES), dtype=np.float32)
-    weight_1 = np.asfortranarray(rng.standard_normal((N_HIDDEN, n_inputs), dtype=np.float32))
-    weight_2 = np.asfortranarray(rng.standard_normal((N_CLASSES, N_HIDDEN), dtype=np.float32))
-    grad_1, grad_2 = np.zeros_like(weight_1), np.zeros_like(weight_2)
+    weight_1 = rng.standard_normal((N_HIDDEN, n_inputs), dtype=np.float32)
+    weight_2 = rng.standard_normal((N_CLASSES, N_HIDDEN), dtype=np.float32)
     n_batches = len(images) // BATCH_SIZE
 
     def epoch():
         for _ in range(n_batches):
             hidden = inputs @ weight_1.T
             hidden @ weight_2.T
-            np.matmul(hidden.T, grad_logits, out=grad_2.T)
+            grad_logits.T @ hidden
             grad_logits @ weight_2
-            np.matmul(inputs.T, grad_hidden, out=grad_1.T)
+            grad_hidden.T @ inputs
     return epoch
+
+
+def quiet_run():
+    """A stand-in for ``runs.TrainingRun`` as ``train_epoch`` uses it: no bar, no Ctrl-C."""
+    from types import SimpleNamespace
+
+    from runs import EpochProgress
+
+    run = SimpleNamespace(stop_requested=False, show_progress=False, epochs_done=0,
+                          settings={'lr': LEARNING_RATE})
+    run.progress = lambda loader: EpochProgress(run, loader, epoch=1)
+    return run
 
 
 def numpy_mlp_epoch(images, labels):
     """This NumPy MLP, trained by train_mlp_numpy.train_epoch over our loader."""
-    from types import SimpleNamespace
-
     import train_mlp_numpy
     from cifar10_utils import ArrayDataset, ArrayLoader
     from mlp_numpy import MLP
@@ -344,15 +353,12 @@ def numpy_mlp_epoch(images, labels):
     model = MLP(int(np.prod(images.shape[1:])), [N_HIDDEN], N_CLASSES, dtype=np.float32)
     optimizer = SGD(model, LEARNING_RATE)
     loss_module = SoftmaxCrossEntropyModule()
-    run = SimpleNamespace(stop_requested=False)
-    return lambda: train_mlp_numpy.train_epoch(model, loader, loss_module, optimizer, run,
-                                               epoch=1, progress=False)
+    return lambda: train_mlp_numpy.train_epoch(model, loader, loss_module, optimizer,
+                                               quiet_run())
 
 
 def pytorch_mlp_epoch(images, labels):
     """This PyTorch MLP on the CPU, trained by train_mlp_pytorch.train_epoch."""
-    from types import SimpleNamespace
-
     import torch
 
     import train_mlp_pytorch
@@ -363,9 +369,7 @@ def pytorch_mlp_epoch(images, labels):
                          shuffle=True, drop_last=True, device='cpu')
     model = MLP(int(np.prod(images.shape[1:])), [N_HIDDEN], N_CLASSES)
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
-    run = SimpleNamespace(stop_requested=False)
-    return lambda: train_mlp_pytorch.train_epoch(model, loader, optimizer, run, epoch=1,
-                                                 progress=False)
+    return lambda: train_mlp_pytorch.train_epoch(model, loader, optimizer, quiet_run())
 
 
 def plain_pytorch_epoch(images, labels):

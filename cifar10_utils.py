@@ -95,6 +95,11 @@ class ArrayDataset:
     def __len__(self):
         return len(self.labels)
 
+    @property
+    def n_features(self):
+        """Number of values in one example, e.g. 3 * 32 * 32 = 3072 for CIFAR-10."""
+        return int(np.prod(self.images.shape[1:]))
+
     def __getitem__(self, index):
         return self.images[index], self.labels[index]
 

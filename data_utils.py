@@ -26,7 +26,7 @@ from cifar10_utils import (ArrayDataset, ArrayLoader, CorruptDataError, Download
                            download_file, get_cifar10, get_dataloader, make_splits)
 
 __all__ = ['DATASETS', 'ArrayDataset', 'ArrayLoader', 'CorruptDataError', 'DownloadError',
-           'default_validation_size', 'get_dataset', 'get_dataloader', 'get_fashion_mnist',
+           'default_validation_size', 'get_dataset', 'pool_size', 'get_dataloader', 'get_fashion_mnist',
            'get_mnist', 'get_spiral', 'read_idx']
 
 DATASETS = ('cifar10', 'fashion_mnist', 'mnist', 'spiral')
@@ -292,6 +292,15 @@ def default_validation_size(name, **options):
                     * options.get('points_per_class', SPIRAL_POINTS_PER_CLASS))
         return n_points // 5
     return IMAGE_VALIDATION_SIZE
+
+
+def pool_size(name):
+    """Number of training examples of `name` from which the validation split is drawn."""
+    _check_name(name)
+    if name == 'spiral':
+        n_points = SPIRAL_CLASSES * SPIRAL_POINTS_PER_CLASS
+        return n_points - n_points // 5
+    return {'cifar10': 50000, 'fashion_mnist': 60000, 'mnist': 60000}[name]
 
 
 def _check_name(name):

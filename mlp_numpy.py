@@ -4,38 +4,12 @@ import numpy as np
 from modules import ACTIVATIONS, BatchNormModule, DropoutModule, LinearModule
 
 
-def check_architecture(n_inputs, n_hidden, n_classes, activation, dropout):
-    """Check the constructor arguments shared by both MLPs; return the layer widths.
-
-    Returns
-    -------
-    widths : list of int
-        ``[n_inputs, *n_hidden, n_classes]``.
-
-    Raises
-    ------
-    ValueError
-        For an unknown activation, a layer without units, or a dropout
-        probability outside [0, 1).
-    """
-    if activation not in ACTIVATIONS:
-        raise ValueError(
-            f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
-    widths = [n_inputs, *n_hidden, n_classes]
-    if any(width < 1 for width in widths):
-        raise ValueError(
-            f"every layer needs at least one unit, got n_inputs={n_inputs}, "
-            f"n_hidden={list(n_hidden)}, n_classes={n_classes}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"the dropout probability must lie in [0, 1), got {dropout}")
-    return widths
-
-
 class MLP:
     """Linear -> [BatchNorm] -> activation -> [Dropout] -> ... -> Linear, returning logits.
 
     The softmax and the loss are not part of the network: training pairs the
-    logits with ``modules.SoftmaxCrossEntropyModule``.
+    logits with ``modules.SoftmaxCrossEntropyModule``. The last layer is linear,
+    so the same network serves regression, with ``n_classes`` outputs.
 
     Parameters
     ----------
@@ -46,65 +20,98 @@ class MLP:
         regression (a single linear layer).
     n_classes : int
         Number of classes, the width of the output.
-    activation : str
-        One of ``modules.ACTIVATIONS``: 'elu' (alpha 1, as ``torch.nn.ELU``),
-        'relu', 'leaky_relu', 'sigmoid' or 'tanh'.
-    dtype : numpy dtype
-        Dtype of the parameters: float64 for gradient checks, float32 for fast
-        training.
-    rng : numpy.random.Generator, optional
-        Source of the initial weights and of the dropout masks; the global
-        ``np.random`` state when None.
     use_batch_norm : bool
         Put a ``BatchNormModule`` between each hidden linear layer and its
         activation, as the PyTorch MLP does.
+    activation : str
+        One of ``modules.ACTIVATIONS``: 'elu' (alpha 1, as ``torch.nn.ELU``),
+        'relu', 'leaky_relu', 'sigmoid' or 'tanh'.
     dropout : float
         Probability in [0, 1) of dropping a hidden unit: a ``DropoutModule``
-        follows each hidden activation when it is above 0.
+        follows each hidden activation when it is not 0.
+    dtype : numpy dtype
+        Dtype of the parameters, and of every array inside the network: the
+        input is cast to it once, in ``forward``. float64 for gradient checks,
+        float32 for fast training.
+    rng : numpy.random.Generator, optional
+        Source of the initial weights and of the dropout masks; the global
+        ``np.random`` state when None.
 
     Attributes
     ----------
     modules : list
         The modules in the order the forward pass applies them.
+    training : bool
+        True after ``train()`` (the start), False after ``eval()``.
     """
 
-    def __init__(self, n_inputs, n_hidden, n_classes, activation='elu',
-                 dtype=np.float64, rng=None, use_batch_norm=False, dropout=0.0):
-        widths = check_architecture(n_inputs, n_hidden, n_classes, activation, dropout)
-        self.n_inputs = n_inputs
-        self.n_hidden = list(n_hidden)
-        self.n_classes = n_classes
-        self.activation = activation
+    def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False,
+                 activation='elu', dropout=0.0, dtype=np.float64, rng=None):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of "
+                             f"{sorted(ACTIVATIONS)}")
+        widths = [n_inputs, *n_hidden, n_classes]
+        if min(widths) < 1:
+            raise ValueError(f"every layer needs at least one unit, got n_inputs={n_inputs}, "
+                             f"n_hidden={list(n_hidden)}, n_classes={n_classes}")
+        self.n_inputs, self.n_hidden, self.n_classes = n_inputs, list(n_hidden), n_classes
+        self.use_batch_norm, self.activation, self.dropout = use_batch_norm, activation, dropout
         self.dtype = np.dtype(dtype)
-        self.use_batch_norm = use_batch_norm
-        self.dropout = dropout
+        self.training = True
         self.modules = []
         for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-            self.modules.append(LinearModule(
-                fan_in, fan_out, input_layer=(index == 0), dtype=dtype, rng=rng))
-            if index < len(widths) - 2:
-                if use_batch_norm:
-                    self.modules.append(BatchNormModule(fan_out, dtype=dtype))
-                self.modules.append(ACTIVATIONS[activation]())
-                if dropout > 0:
-                    self.modules.append(DropoutModule(dropout, rng=rng))
+            self.modules.append(LinearModule(fan_in, fan_out, input_layer=(index == 0),
+                                             dtype=dtype, rng=rng))
+            if index == len(widths) - 2:
+                break  # the output layer: logits, no activation
+            if use_batch_norm:
+                self.modules.append(BatchNormModule(fan_out, dtype=dtype))
+            self.modules.append(ACTIVATIONS[activation]())
+            if dropout:
+                self.modules.append(DropoutModule(dropout, rng=rng))
 
     def forward(self, x):
         """
         Parameters
         ----------
-        x : ndarray of shape (N, n_inputs) or (N, C, H, W) with C*H*W == n_inputs
+        x : array_like of shape (N, n_inputs) or (N, C, H, W) with C*H*W == n_inputs
 
         Returns
         -------
-        logits : ndarray of shape (N, n_classes)
+        logits : ndarray of shape (N, n_classes), in the model's dtype
         """
-        out = np.asarray(x).reshape(len(x), -1)
+        out = self._input_batch(x)
         for module in self.modules:
             out = module.forward(out)
         return out
 
     __call__ = forward
+
+    def _input_batch(self, x):
+        """The network's one gate: ``x`` flattened to (N, n_inputs) and cast to its dtype.
+
+        Raises
+        ------
+        ValueError
+            For non-numeric data, a wrong number of features per sample, or a
+            batch of one sample for batch norm in training mode.
+        """
+        x = np.asarray(x)
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise ValueError(f"the input must hold numbers, got dtype {x.dtype}")
+        if x.ndim < 2:
+            raise ValueError(f"the input must be a batch of shape (N, {self.n_inputs}) "
+                             f"(or (N, C, H, W) images), got shape {x.shape}; wrap a single "
+                             f"sample as x[np.newaxis]")
+        x = x.reshape(len(x), -1)
+        if x.shape[1] != self.n_inputs:
+            raise ValueError(f"the input has {x.shape[1]} features per sample but this MLP "
+                             f"was built with n_inputs={self.n_inputs}")
+        if self.use_batch_norm and self.n_hidden and self.training and len(x) < 2:
+            raise ValueError(f"batch norm needs at least 2 samples per batch in training "
+                             f"mode, got input of shape {x.shape}; call eval() to predict "
+                             f"single samples")
+        return x.astype(self.dtype, copy=False)
 
     def backward(self, dout):
         """Backpropagate dL/dlogits through every module, storing parameter gradients.
@@ -114,10 +121,8 @@ class MLP:
         dout : ndarray of shape (N, n_classes), the gradient of the loss
             with respect to the logits.
         """
-        for module in reversed(self.modules[1:]):
+        for module in reversed(self.modules):
             dout = module.backward(dout)
-        # The first layer's input is the data: its gradient is never needed.
-        self.modules[0].backward(dout, compute_input_grad=False)
 
     def clear_cache(self):
         """Drop the arrays every module cached in the forward pass."""
@@ -126,12 +131,14 @@ class MLP:
 
     def train(self):
         """Put every module in training mode: batch statistics, random dropout masks."""
+        self.training = True
         for module in self.modules:
             module.train()
         return self
 
     def eval(self):
         """Put every module in evaluation mode: running statistics, no dropout."""
+        self.training = False
         for module in self.modules:
             module.eval()
         return self
@@ -139,8 +146,9 @@ class MLP:
     def parameters(self):
         """Return every ``(parameter, gradient)`` pair, in forward order.
 
-        The arrays are the modules' own, so an optimiser updates a parameter
-        in place with ``parameter -= lr * gradient``.
+        The parameters are the modules' own arrays, so an optimiser updates
+        them in place with ``parameter -= lr * gradient``. A backward pass
+        stores new gradient arrays, so fetch the pairs afresh after it.
         """
         return [(module.params[name], module.grads[name])
                 for module in self.modules for name in module.params]
@@ -169,18 +177,17 @@ class MLP:
             the saved shape and this model's.
         """
         own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(
-                f"the saved state does not fit this architecture: missing "
-                f"{missing}, unexpected {unexpected}; build the model with the "
-                f"hidden sizes and use_batch_norm the file was saved with")
+                f"the saved state does not fit this architecture: missing {missing}, "
+                f"unexpected {unexpected}; build the model with the hidden sizes and "
+                f"use_batch_norm the file was saved with")
         for key, value in own.items():
-            if state[key].shape != value.shape:
+            if np.shape(state[key]) != value.shape:
                 raise ValueError(
-                    f"{key} was saved with shape {state[key].shape} but this "
-                    f"model has shape {value.shape}; build the model with the "
-                    f"hidden sizes the file was saved with")
+                    f"{key} was saved with shape {np.shape(state[key])} but this model has "
+                    f"shape {value.shape}; build the model with the hidden sizes the file "
+                    f"was saved with")
         for key, value in own.items():
             value[...] = state[key]

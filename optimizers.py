@@ -1,4 +1,4 @@
-"""Optimisers, learning-rate schedules and early stopping for the NumPy MLP.
+"""Optimisers and learning-rate schedules for the NumPy MLP.
 
 Everything here mirrors its PyTorch counterpart exactly, so the NumPy and the
 PyTorch training scripts can be compared run for run:
@@ -27,15 +27,12 @@ Typical use::
 
     optimizer = make_optimizer('sgd', model, lr=0.1, momentum=0.9)
     scheduler = make_scheduler('cosine', optimizer, epochs)
-    stopper = EarlyStopping(patience=5)
     for epoch in range(epochs):
         for x, y in train_loader:
             ...                      # forward, loss, model.backward(dout)
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        if stopper.step(val_accuracy):
-            break
 """
 import math
 
@@ -422,7 +419,7 @@ class CosineAnnealingLR(LRScheduler):
 
 
 def make_scheduler(name, optimizer, epochs):
-    """Build a learning-rate schedule by name, as ``--lr_scheduler``.
+    """Build a learning-rate schedule by name, as the training scripts' ``--scheduler``.
 
     Parameters
     ----------
@@ -453,76 +450,3 @@ def make_scheduler(name, optimizer, epochs):
     if key == 'cosine':
         return CosineAnnealingLR(optimizer, T_max=epochs)
     raise ValueError(f"unknown lr scheduler {name!r}; choose 'none', 'step' or 'cosine'.")
-
-
-# ---------------------------------------------------------------------------
-# Early stopping
-# ---------------------------------------------------------------------------
-
-class EarlyStopping:
-    """Stop training once validation accuracy (higher is better) has not
-    improved for ``patience`` epochs in a row.
-
-    Call ``step(value)`` once per epoch. A value strictly greater than the
-    best so far is an improvement and resets the count; anything else
-    (equal, lower, NaN) adds one epoch without improvement.
-
-    Parameters
-    ----------
-    patience : int or None, optional
-        Epochs without improvement to tolerate; ``step`` returns True on the
-        ``patience``-th. ``None`` (default) or 0 never stops, while ``best``
-        and ``best_epoch`` are still tracked.
-
-    Attributes
-    ----------
-    patience : int or None
-    best : float
-        Best value so far, ``-inf`` before the first ``step``.
-    best_epoch : int
-        0-based index of the ``step`` call that gave ``best`` (so
-        ``val_accuracies[best_epoch] == best``), -1 before the first.
-    epochs_without_improvement : int
-    """
-
-    def __init__(self, patience=None):
-        if patience is not None and not (isinstance(patience, (int, np.integer))
-                                         and patience >= 0):
-            raise ValueError(f"patience must be an integer >= 0 or None, got "
-                             f"{patience!r}; None or 0 disables early stopping.")
-        self.patience = patience
-        self.best = -math.inf
-        self.best_epoch = -1
-        self.epochs_without_improvement = 0
-        self.epoch = -1
-
-    def step(self, value):
-        """Record this epoch's validation value.
-
-        Returns
-        -------
-        bool
-            True when training should stop.
-        """
-        self.epoch += 1
-        if value > self.best:
-            self.best = float(value)
-            self.best_epoch = self.epoch
-            self.epochs_without_improvement = 0
-        else:
-            self.epochs_without_improvement += 1
-        return bool(self.patience) and self.epochs_without_improvement >= self.patience
-
-    def state_dict(self):
-        """``{'best', 'best_epoch', 'epochs_without_improvement', 'epoch'}``:
-        plain numbers (``patience`` is a constructor argument)."""
-        return {'best': self.best, 'best_epoch': self.best_epoch,
-                'epochs_without_improvement': self.epochs_without_improvement,
-                'epoch': self.epoch}
-
-    def load_state_dict(self, state):
-        """Restore ``state_dict()``."""
-        self.best = float(state['best'])
-        self.best_epoch = int(state['best_epoch'])
-        self.epochs_without_improvement = int(state['epochs_without_improvement'])
-        self.epoch = int(state['epoch'])

@@ -3,13 +3,14 @@ import matplotlib
 
 matplotlib.use('Agg')  # draw to files; no display needed
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
-from training_utils import atomic_write
+from fileio import atomic_write
 
 
-def save_figure(figure, path):
+def save_figure(figure, path, dpi=100):
     """Save a matplotlib figure as PNG atomically, then close it."""
-    atomic_write(path, lambda temporary: figure.savefig(temporary, format='png', dpi=100))
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format='png', dpi=dpi))
     plt.close(figure)
 
 
@@ -24,15 +25,16 @@ def plot_training_curves(logging_dict, run_dir, title, best_epoch=None):
     run_dir : Path
     title : str
     best_epoch : int, optional
-        0-based index of the epoch kept as the final model, marked on both plots.
+        1-based number of the epoch kept as the final model, marked on both plots.
     """
     epochs = range(1, len(logging_dict['train_loss']) + 1)
     for quantity, y_label in (('loss', 'cross-entropy loss (nats)'), ('accuracy', 'accuracy')):
         figure, axes = plt.subplots(figsize=(6, 4))
         axes.plot(epochs, logging_dict[f'train_{quantity}'], marker='o', label='train')
         axes.plot(epochs, logging_dict[f'validation_{quantity}'], marker='o', label='validation')
-        if best_epoch is not None and best_epoch >= 0:
-            axes.axvline(best_epoch + 1, color='grey', linestyle=':', label='best epoch')
+        if best_epoch is not None:
+            axes.axvline(best_epoch, color='grey', linestyle=':', label='best epoch')
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel('epoch')
         axes.set_ylabel(y_label)
         axes.set_title(f'{title}: {quantity}')

@@ -127,7 +127,25 @@ class TestLayers(unittest.TestCase):
             for name in ('weight', 'bias'):
                 numerical = eval_numerical_gradient(loss, layer.params[name])
                 self.assertLess(rel_error(layer.grads[name], numerical), 1e-6, name)
-            self.assertLess(rel_error(dx, eval_numerical_gradient(loss, x)), 1e-6)
+            if input_layer:
+                self.assertIsNone(dx, "an input layer computes no gradient for the data")
+            else:
+                self.assertLess(rel_error(dx, eval_numerical_gradient(loss, x)), 1e-6)
+
+    def test_linear_weight_perturbed_through_a_flat_view(self):
+        # Parameters are ordinary C-ordered arrays, so reshape(-1) is a view:
+        # perturbing it perturbs the weight that forward reads.
+        rng = np.random.default_rng(11)
+        x = rng.standard_normal((4, 6))
+        dout = rng.standard_normal((4, 3))
+        layer = LinearModule(6, 3, rng=rng)
+        layer.forward(x)
+        layer.backward(dout)
+        flat_weight = layer.params['weight'].reshape(-1)
+        self.assertTrue(np.shares_memory(flat_weight, layer.params['weight']))
+        numerical = eval_numerical_gradient(lambda: np.sum(layer.forward(x) * dout),
+                                            flat_weight)
+        self.assertLess(rel_error(layer.grads['weight'].reshape(-1), numerical), 1e-6)
 
     def test_activation_gradients(self):
         rng = np.random.default_rng(5)

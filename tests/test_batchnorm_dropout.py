@@ -15,11 +15,9 @@ import torch.nn.functional as F
 
 import mlp_numpy
 import mlp_pytorch
+from conftest import rel_error
+from mirror import copy_numpy_to_torch, copy_torch_to_numpy
 from modules import BatchNormModule, DropoutModule, SoftmaxCrossEntropyModule
-
-
-def rel_error(x, y):
-    return np.max(np.abs(x - y) / np.maximum(1e-12, np.abs(x) + np.abs(y)))
 
 
 # ---------------------------------------------------------------------------
@@ -99,36 +97,29 @@ def test_batch_norm_backward_follows_the_mode_of_its_forward():
     np.testing.assert_array_equal(layer.backward(dout), expected)
 
 
-@pytest.mark.parametrize('param_dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
 @pytest.mark.parametrize('training', [True, False], ids=['training', 'evaluation'])
-def test_batch_norm_keeps_the_input_dtype(param_dtype, training):
+def test_batch_norm_keeps_its_dtype(dtype, training):
     rng = np.random.default_rng(4)
-    layer = BatchNormModule(5, dtype=param_dtype)
+    layer = BatchNormModule(5, dtype=dtype)
     if not training:
         layer.eval()
-    for dtype in (np.float32, np.float64):
-        x = rng.standard_normal((4, 5)).astype(dtype)
-        out = layer.forward(x)
-        assert out.dtype == dtype
-        assert layer.backward(np.ones_like(out)).dtype == dtype
-    assert layer.running_mean.dtype == param_dtype
-    assert layer.grads['weight'].dtype == param_dtype
+    out = layer.forward(rng.standard_normal((4, 5)).astype(dtype))
+    assert out.dtype == dtype
+    assert layer.backward(np.ones_like(out)).dtype == dtype
+    assert layer.running_mean.dtype == dtype
+    assert layer.grads['weight'].dtype == dtype
 
 
-def test_batch_norm_errors():
-    with pytest.raises(ValueError, match=r"7 features.*expects 10"):
-        BatchNormModule(10).forward(np.zeros((4, 7)))
-    with pytest.raises(ValueError, match=r"Expected more than 1 value per channel when training"
-                                         r".*\(1, 3\)"):
-        BatchNormModule(3).forward(np.zeros((1, 3)))
+def test_batch_norm_errors_are_caught_at_the_mlp_entry():
+    model = mlp_numpy.MLP(4, [3], 2, use_batch_norm=True)
+    with pytest.raises(ValueError, match=r"7 features per sample.*n_inputs=4"):
+        model.forward(np.zeros((5, 7)))
+    with pytest.raises(ValueError, match=r"at least 2 samples per batch in training mode"
+                                         r".*\(1, 4\).*eval\(\)"):
+        model.forward(np.zeros((1, 4)))
     # A single sample is fine in evaluation mode.
-    assert BatchNormModule(3).eval().forward(np.ones((1, 3))).shape == (1, 3)
-    with pytest.raises(ValueError, match=r"at least one feature"):
-        BatchNormModule(0)
-    layer = BatchNormModule(3)
-    layer.forward(np.random.default_rng(5).standard_normal((4, 3)))
-    with pytest.raises(ValueError, match=r"shape \(4, 3\).*got \(4, 2\)"):
-        layer.backward(np.zeros((4, 2)))
+    assert model.eval().forward(np.ones((1, 4))).shape == (1, 2)
     with pytest.raises(RuntimeError, match="without a forward pass"):
         BatchNormModule(3).backward(np.zeros((4, 3)))
 
@@ -192,6 +183,7 @@ def test_dropout_keeps_the_input_dtype(dtype):
 
 @pytest.mark.parametrize('p', [-0.1, 1.0, 1.5])
 def test_dropout_refuses_a_probability_outside_0_1(p):
+    """The module refuses it, and with it the NumPy MLP; the PyTorch MLP says the same."""
     with pytest.raises(ValueError, match=r"\[0, 1\), got " + str(p)):
         DropoutModule(p)
     with pytest.raises(ValueError, match=r"\[0, 1\), got " + str(p)):
@@ -228,7 +220,7 @@ def make_batch_norm_pair(n_hidden, seed=0, n_inputs=12, n_classes=5):
     for parameter, _ in numpy_model.parameters():
         parameter += 0.1 * rng.standard_normal(parameter.shape)
     torch_model = mlp_pytorch.MLP(n_inputs, n_hidden, n_classes, use_batch_norm=True).double()
-    mlp_pytorch.copy_numpy_to_torch(numpy_model, torch_model)
+    copy_numpy_to_torch(numpy_model, torch_model)
     return numpy_model, torch_model
 
 
@@ -283,7 +275,7 @@ def test_mirror_with_dropout_in_evaluation_mode():
     rng = np.random.default_rng(4)
     numpy_model = mlp_numpy.MLP(12, [16, 8], 5, rng=rng, use_batch_norm=True, dropout=0.5)
     torch_model = mlp_pytorch.MLP(12, [16, 8], 5, use_batch_norm=True, dropout=0.5).double()
-    mlp_pytorch.copy_numpy_to_torch(numpy_model, torch_model)
+    copy_numpy_to_torch(numpy_model, torch_model)
     numpy_model.eval()
     torch_model.eval()
     x = rng.standard_normal((9, 12))
@@ -297,7 +289,7 @@ def test_copy_to_torch_carries_running_stats():
     for _ in range(3):
         numpy_model.forward(3 * rng.standard_normal((16, 12)) + 2)
     torch_model = mlp_pytorch.MLP(12, [8, 4], 5, use_batch_norm=True).double()
-    mlp_pytorch.copy_numpy_to_torch(numpy_model, torch_model)
+    copy_numpy_to_torch(numpy_model, torch_model)
     for layer, module in ((torch_model.layers[1], numpy_model.modules[1]),
                           (torch_model.layers[4], numpy_model.modules[4])):
         np.testing.assert_array_equal(layer.running_mean.numpy(), module.running_mean)
@@ -311,7 +303,7 @@ def test_copy_back_round_trips_running_stats():
     _, torch_model = make_batch_norm_pair([8, 4])
     torch_model(torch.randn(20, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(5)))
     fresh = mlp_numpy.MLP(12, [8, 4], 5, use_batch_norm=True)
-    mlp_pytorch.copy_torch_to_numpy(torch_model, fresh)
+    copy_torch_to_numpy(torch_model, fresh)
     state = fresh.state_dict()
     for key, value in torch_model.layers.state_dict().items():
         if key.endswith('num_batches_tracked'):
@@ -325,13 +317,13 @@ def test_copy_refuses_batch_norm_mismatch():
     plain = mlp_pytorch.MLP(12, [8], 5).double()
     with pytest.raises(ValueError, match=r"NumPy layers.*BatchNorm1d \(8,\).*PyTorch layers "
                                          r"\['Linear \(8, 12\)', 'Linear \(5, 8\)'\]"):
-        mlp_pytorch.copy_numpy_to_torch(numpy_model, plain)
+        copy_numpy_to_torch(numpy_model, plain)
     with pytest.raises(ValueError, match=r"BatchNorm1d \(8,\)"):
-        mlp_pytorch.copy_torch_to_numpy(plain, numpy_model)
+        copy_torch_to_numpy(plain, numpy_model)
     # As many layers with parameters, but a linear layer where batch norm is.
     deeper = mlp_pytorch.MLP(12, [8, 8], 5).double()
     with pytest.raises(ValueError, match=r"BatchNorm1d \(8,\).*Linear \(8, 8\)"):
-        mlp_pytorch.copy_numpy_to_torch(numpy_model, deeper)
+        copy_numpy_to_torch(numpy_model, deeper)
 
 
 def test_state_dict_round_trip_keeps_running_stats():

@@ -1,19 +1,31 @@
-"""Smoke tests of experiments.py: every study runs on a tiny budget and shows its point.
+"""Smoke tests of experiments.py and the studies package: every study runs on a
+tiny budget and shows its point, and the package keeps its layout.
 
 The studies train on the spiral here (generated, nothing on disk); one test
 reads Fashion-MNIST and is skipped where it is not installed.
 """
+import ast
 import json
 import math
+import pkgutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import experiments
-from data_utils import DEBIAN_FASHION_MNIST_DIR
+import studies
+from conftest import needs_fashion_mnist
+from studies import harness
+from studies.activations import ACTIVATION_NAMES
+from studies.numpy_vs_pytorch import REPOSITORY, count_code_lines
+from studies.saddle import finite_difference_hessian
+
+CLI_LINE_BUDGET = 300
+"""Most lines of code ``experiments.py`` may hold (the project's issue)."""
 
 
-def load_json(path):
+def read_strict_json(path):
     """Parse a JSON file, refusing NaN and Infinity, which are not JSON."""
     def refuse(constant):
         raise ValueError(f'{path} holds {constant}')
@@ -24,19 +36,52 @@ def assert_written(out_dir, name, figures):
     """The study's JSON and every figure exist, and the JSON is valid."""
     for figure in figures:
         assert (out_dir / figure).stat().st_size > 0, figure
-    record = load_json(out_dir / f'{name}.json')
+    record = read_strict_json(out_dir / f'{name}.json')
     assert record['study'] == name
     assert record['seconds'] > 0
     return record
 
 
-def test_lr_sweep_largest_rate_ends_worse(tmp_path):
+def study_module_names():
+    """The modules of the ``studies`` package other than the shared harness."""
+    return sorted(module.name for module in pkgutil.iter_modules(studies.__path__)
+                  if module.name != 'harness')
+
+
+def top_level_definitions(path):
+    """Names of the functions and classes defined at the top level of a Python file."""
+    tree = ast.parse(path.read_text())
+    return {node.name for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+def imported_modules(path):
+    """Names of the modules a Python file imports, anywhere in it."""
+    tree = ast.parse(path.read_text())
+    return ({alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+             for alias in node.names}
+            | {node.module for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and node.module})
+
+
+def largest_loss_rise(losses):
+    """The largest factor by which a loss grew from one epoch to the next."""
+    losses = np.asarray(losses)
+    return float(np.max(losses[1:] / losses[:-1]))
+
+
+def test_lr_sweep_largest_rate_overshoots(tmp_path):
     record = experiments.run_study('lr_sweep', tmp_path, epochs=200, n_train=300)
     assert_written(tmp_path, 'lr_sweep', ['lr_sweep_curves.png', 'lr_sweep_boundaries.png'])
     results = record['results']
     assert set(results) == {'lr 0.2', 'lr 1', 'lr 5'}
-    assert results['lr 5']['final_train_loss'] > results['lr 1']['final_train_loss']
     assert results['lr 1']['final_train_accuracy'] > 0.9
+    # Where the lr 5 run stands after a given epoch is chaotic (float rounding
+    # alone puts it above or below lr 1), so the test asks for the overshoot
+    # itself: its loss jumps up, while at the smaller rates it only falls.
+    assert largest_loss_rise(results['lr 5']['train_loss']) > 2
+    for label in ('lr 0.2', 'lr 1'):
+        assert largest_loss_rise(results[label]['train_loss']) < 1.05
 
 
 def test_lr_sweep_records_a_non_finite_loss_and_goes_on(tmp_path):
@@ -59,7 +104,7 @@ def test_deep_sigmoid_gradients_vanish_towards_the_input(tmp_path):
                                              'activations_training.png',
                                              'activations_gradients.png'])
     results = record['results']
-    assert set(results) == set(experiments.ACTIVATION_NAMES)
+    assert set(results) == set(ACTIVATION_NAMES)
     sigmoid_norms = results['sigmoid']['gradient_norm_first_epoch']
     assert len(sigmoid_norms) == 6
     assert sigmoid_norms[0] < sigmoid_norms[-1]
@@ -83,7 +128,7 @@ def test_saddle_hessians_have_one_positive_and_one_negative_eigenvalue(tmp_path)
 
 def test_finite_difference_hessian_of_a_quadratic():
     matrix = np.array([[3.0, 1.0], [1.0, -2.0]])
-    hessian = experiments.finite_difference_hessian(lambda point: matrix @ point, [0.3, -0.7])
+    hessian = finite_difference_hessian(lambda point: matrix @ point, [0.3, -0.7])
     np.testing.assert_allclose(hessian, matrix, atol=1e-8)
 
 
@@ -131,8 +176,7 @@ def test_architectures_on_the_spiral(tmp_path):
     assert runs['depth 2, width 16']['parameters'] == 2 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION_MNIST_DIR.is_dir(),
-                    reason='Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist')
+@needs_fashion_mnist
 def test_architectures_on_fashion_mnist_learn_something(tmp_path):
     record = experiments.run_study('architectures', tmp_path, datasets=('fashion_mnist',),
                                    depths=(1,), widths=(32,), fashion_epochs=1,
@@ -155,11 +199,11 @@ def test_count_code_lines_skips_blanks_comments_and_docstrings(tmp_path):
                       '    text = """a string\n'
                       'over two lines"""\n'
                       '    return math.sqrt(x)\n')
-    assert experiments.count_code_lines(source) == 6
+    assert count_code_lines(source) == 6
 
 
 def test_json_ready_turns_non_finite_numbers_into_null():
-    ready = experiments.json_ready({'a': np.float32(0.1234567891), 'b': [np.inf, math.nan],
+    ready = harness.json_ready({'a': np.float32(0.1234567891), 'b': [np.inf, math.nan],
                                     'c': (np.int64(3), np.bool_(True))})
     assert ready == {'a': 0.123457, 'b': [None, None], 'c': [3, True]}
     json.dumps(ready, allow_nan=False)
@@ -179,3 +223,41 @@ def test_every_study_has_a_sub_command_and_a_quick_budget():
     assert set(experiments.QUICK_BUDGETS) == set(experiments.STUDIES)
     with pytest.raises(SystemExit):
         parser.parse_args(['no_such_study'])
+
+
+def test_every_study_module_is_registered_with_a_sub_command():
+    parser = experiments.build_parser()
+    assert study_module_names() == sorted(experiments.STUDIES)
+    for name in study_module_names():
+        study = experiments.STUDIES[name]
+        assert (study.__module__, study.__name__) == (f'studies.{name}', name)
+        assert parser.parse_args([name]).study == name
+
+
+def test_command_line_file_stays_small():
+    assert count_code_lines(Path(experiments.__file__)) <= CLI_LINE_BUDGET
+
+
+def test_studies_define_no_name_defined_elsewhere():
+    package_files = sorted((REPOSITORY / 'studies').glob('*.py'))
+    module_files = sorted(REPOSITORY.glob('*.py'))
+    definitions = {path: top_level_definitions(path) for path in package_files + module_files}
+    for path in package_files:
+        for name in definitions[path]:
+            elsewhere = [other.relative_to(REPOSITORY).as_posix()
+                         for other, names in definitions.items()
+                         if other != path and name in names]
+            assert not elsewhere, f'{name} of {path.name} is also defined in {elsewhere}'
+
+
+def test_imports_flow_from_the_command_line_to_the_studies_to_the_harness():
+    package = REPOSITORY / 'studies'
+    assert not {'experiments', 'studies'} & imported_modules(package / '__init__.py')
+    harness_imports = imported_modules(package / 'harness.py')
+    assert 'experiments' not in harness_imports
+    assert not any(module.startswith('studies') for module in harness_imports)
+    for name in study_module_names():
+        imports = imported_modules(package / f'{name}.py')
+        assert 'experiments' not in imports
+        assert {module for module in imports if module.startswith('studies')} <= {
+            'studies.harness'}, name

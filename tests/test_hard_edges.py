@@ -9,30 +9,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import fileio
 import train_mlp_numpy
 import train_mlp_pytorch
-import training_utils
-
-REPO = Path(__file__).resolve().parent.parent
-SCRIPTS = ['train_mlp_numpy.py', 'train_mlp_pytorch.py']
-SPIRAL = dict(dataset='spiral', data_dir='unused', progress=False, plot=False)
-
-
-def run_script(script, *arguments, cwd):
-    return subprocess.run([sys.executable, str(REPO / script), *arguments], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
-
-
-def only_run_dir(out_dir):
-    run_dirs = [path for path in Path(out_dir).iterdir() if path.is_dir()]
-    assert len(run_dirs) == 1, run_dirs
-    return run_dirs[0]
+from conftest import REPO, SCRIPTS, SPIRAL, only_run_dir, run_script
 
 
 BAD_ARGUMENTS = {
@@ -52,7 +37,7 @@ BAD_ARGUMENTS = {
 }
 
 
-# Both scripts share their argument parsing (training_utils.add_common_arguments),
+# Both scripts share their argument parsing (cli.add_common_arguments),
 # so the PyTorch script is run on a few of the cases only: each run costs a
 # PyTorch import.
 SCRIPT_CASES = [('train_mlp_numpy.py', case) for case in BAD_ARGUMENTS] + [
@@ -99,19 +84,19 @@ def test_unwritable_output_folder_is_explained(script, tmp_path):
 
 
 def test_full_disk_leaves_earlier_results_intact(tmp_path, monkeypatch):
-    arguments = dict(hidden_dims=[8], lr=0.1, batch_size=32, epochs=1, seed=0,
-                     out_dir=str(tmp_path), **SPIRAL)
-    train_mlp_numpy.train(**arguments)
-    summary_path = only_run_dir(tmp_path) / 'summary.json'
-    before = summary_path.read_text()
+    """Resuming into a run folder on a full disk: the summary of the earlier epochs survives."""
+    arguments = dict(hidden_dims=[8], lr=0.1, batch_size=32, seed=0, **SPIRAL)
+    train_mlp_numpy.train(epochs=1, out_dir=str(tmp_path), **arguments)
+    run_dir = only_run_dir(tmp_path)
+    before = (run_dir / 'summary.json').read_text()
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(training_utils.json, 'dump', disk_full)
+    monkeypatch.setattr(fileio.json, 'dump', disk_full)
     with pytest.raises(OSError, match=r"could not write .*summary.json.*free some disk space"):
-        train_mlp_numpy.train(**arguments)
-    assert summary_path.read_text() == before
-    assert not list(summary_path.parent.glob('.*.tmp'))
+        train_mlp_numpy.train(epochs=2, resume=str(run_dir / 'checkpoint.npz'), **arguments)
+    assert (run_dir / 'summary.json').read_text() == before
+    assert not list(run_dir.glob('.*.tmp'))
 
 
 @pytest.mark.parametrize('script', SCRIPTS)

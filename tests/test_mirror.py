@@ -11,11 +11,9 @@ import torch.nn.functional as F
 
 import mlp_numpy
 import mlp_pytorch
+from conftest import rel_error
+from mirror import copy_numpy_to_torch, copy_torch_to_numpy
 from modules import ACTIVATIONS, SoftmaxCrossEntropyModule
-
-
-def rel_error(x, y):
-    return np.max(np.abs(x - y) / np.maximum(1e-12, np.abs(x) + np.abs(y)))
 
 
 def make_pair(n_hidden, activation, seed=0, n_inputs=12, n_classes=5):
@@ -25,7 +23,7 @@ def make_pair(n_hidden, activation, seed=0, n_inputs=12, n_classes=5):
     for parameter, _ in numpy_model.parameters():
         parameter += 0.1 * rng.standard_normal(parameter.shape)
     torch_model = mlp_pytorch.MLP(n_inputs, n_hidden, n_classes, activation=activation).double()
-    mlp_pytorch.copy_numpy_to_torch(numpy_model, torch_model)
+    copy_numpy_to_torch(numpy_model, torch_model)
     return numpy_model, torch_model
 
 
@@ -67,7 +65,7 @@ def test_image_batches_are_flattened_alike():
 def test_copy_back_round_trips():
     numpy_model, torch_model = make_pair([8, 4], 'relu')
     fresh = mlp_numpy.MLP(12, [8, 4], 5, activation='relu')
-    mlp_pytorch.copy_torch_to_numpy(torch_model, fresh)
+    copy_torch_to_numpy(torch_model, fresh)
     for key, value in numpy_model.state_dict().items():
         np.testing.assert_array_equal(fresh.state_dict()[key], value)
 
@@ -76,7 +74,7 @@ def test_copy_refuses_other_architecture():
     numpy_model, _ = make_pair([8], 'elu')
     other = mlp_pytorch.MLP(12, [9], 5).double()
     with pytest.raises(ValueError, match=r"\(8, 12\).*\(9, 12\)"):
-        mlp_pytorch.copy_numpy_to_torch(numpy_model, other)
+        copy_numpy_to_torch(numpy_model, other)
 
 
 def test_same_initialisation_statistics():

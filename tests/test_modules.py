@@ -121,15 +121,28 @@ def test_extreme_inputs_stay_finite():
 
 
 def test_wrong_width_names_both_numbers():
-    with pytest.raises(ValueError, match=r"7 features.*expects 10"):
-        LinearModule(10, 3).forward(np.zeros((4, 7)))
+    with pytest.raises(ValueError, match=r"7 features per sample.*n_inputs=10"):
+        mlp_numpy.MLP(10, [5], 3).forward(np.zeros((4, 7)))
 
 
-def test_non_batch_input_is_explained():
-    with pytest.raises(ValueError, match=r"2-D batch"):
-        LinearModule(10, 3).forward(np.zeros(10))
-    with pytest.raises(ValueError, match=r"floating-point"):
-        LinearModule(2, 3).forward(np.zeros((4, 2), dtype=np.int64))
+def test_the_mlp_checks_its_input_once_at_entry():
+    model = mlp_numpy.MLP(10, [5], 3, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"batch of shape \(N, 10\).*x\[np.newaxis\]"):
+        model.forward(np.zeros(10))
+    with pytest.raises(ValueError, match=r"must hold numbers"):
+        model.forward(np.array([['a'] * 10]))
+    # Integers and float64 are cast to the model's dtype at entry, once.
+    assert model.forward(np.zeros((4, 10), dtype=np.int64)).dtype == np.float32
+    assert model.forward(np.zeros((4, 10))).dtype == np.float32
+    # Images are flattened.
+    assert mlp_numpy.MLP(12, [5], 3).forward(np.zeros((2, 3, 2, 2))).shape == (2, 3)
+
+
+def test_input_layer_returns_no_gradient_for_the_data():
+    layer = LinearModule(4, 3, input_layer=True)
+    layer.forward(np.ones((2, 4)))
+    assert layer.backward(np.ones((2, 3))) is None
+    assert layer.grads['weight'].shape == (3, 4)
 
 
 @pytest.mark.parametrize('module', [CrossEntropyModule(), SoftmaxCrossEntropyModule()],

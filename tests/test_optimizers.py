@@ -1,18 +1,14 @@
 """Tests of optimizers.py against torch.optim, step for step."""
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mlp_numpy import MLP  # noqa: E402
-from modules import SoftmaxCrossEntropyModule  # noqa: E402
-from optimizers import (SGD, Adam, CosineAnnealingLR, EarlyStopping, StepLR,  # noqa: E402
-                        make_optimizer, make_scheduler)
+from conftest import rel_error
+from mlp_numpy import MLP
+from modules import SoftmaxCrossEntropyModule
+from optimizers import SGD, Adam, CosineAnnealingLR, StepLR, make_optimizer, make_scheduler
 
 SHAPES = [(5, 3), (5,), (2, 5), (2,)]
 
@@ -40,10 +36,6 @@ def random_params(seed, dtype=np.float64):
 
 def random_grads(rng, dtype=np.float64):
     return [rng.standard_normal(shape).astype(dtype) for shape in SHAPES]
-
-
-def relative_error(actual, expected):
-    return np.max(np.abs(actual - expected)) / np.max(np.abs(expected))
 
 
 SGD_SETTINGS = [
@@ -82,7 +74,7 @@ def test_matches_torch_for_20_steps(ours, theirs, lr, kwargs):
         optimizer.step()
         torch_optimizer.step()
         for p, tp in zip(model.params, torch_params):
-            assert relative_error(p, tp.detach().numpy()) < 1e-10, f"step {step + 1}"
+            assert rel_error(p, tp.detach().numpy()) < 1e-10, f"step {step + 1}"
 
 
 @pytest.mark.parametrize("ours, theirs, kwargs", [
@@ -111,7 +103,7 @@ def test_trains_the_numpy_mlp_like_torch(ours, theirs, kwargs):
         torch_optimizer.step()
     assert all(param is array for (param, _), array in zip(model.parameters(), layer_arrays))
     for param, tp in zip(layer_arrays, torch_params):
-        assert relative_error(param, tp.detach().numpy()) < 1e-10
+        assert rel_error(param, tp.detach().numpy()) < 1e-10
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -281,38 +273,6 @@ def test_make_optimizer():
         make_optimizer('rmsprop', model, lr=0.1)
 
 
-def test_early_stopping_stops_after_patience_epochs_without_improvement():
-    stopper = EarlyStopping(patience=3)
-    # 0.6 repeated is no improvement: only a strictly higher value counts.
-    values = [0.5, 0.6, 0.6, 0.55, 0.59]
-    assert [stopper.step(v) for v in values] == [False, False, False, False, True]
-    assert (stopper.best, stopper.best_epoch) == (0.6, 1)
-
-
-def test_early_stopping_improvement_resets_the_count():
-    stopper = EarlyStopping(patience=3)
-    values = [0.5, 0.4, 0.4, 0.7, 0.6, 0.6, 0.6]
-    assert [stopper.step(v) for v in values] == [False] * 6 + [True]
-    assert (stopper.best, stopper.best_epoch) == (0.7, 3)
-
-
-@pytest.mark.parametrize("patience", [None, 0])
-def test_early_stopping_disabled_never_stops(patience):
-    stopper = EarlyStopping(patience)
-    assert not any(stopper.step(1.0 - i / 100) for i in range(50))
-    assert (stopper.best, stopper.best_epoch) == (1.0, 0)
-
-
-def test_early_stopping_state_dict_round_trip():
-    stopper = EarlyStopping(patience=3)
-    for v in [0.5, 0.7, 0.6]:
-        stopper.step(v)
-    resumed = EarlyStopping(patience=3)
-    resumed.load_state_dict({k: np.asarray(v) for k, v in stopper.state_dict().items()})
-    assert [resumed.step(v) for v in [0.6, 0.6]] == [False, True]
-    assert (resumed.best, resumed.best_epoch) == (0.7, 1)
-
-
 @pytest.mark.parametrize("build, message", [
     (lambda m: SGD(m, lr=0), "lr must be > 0"),
     (lambda m: SGD(m, lr=-0.1), "lr must be > 0"),
@@ -330,7 +290,6 @@ def test_early_stopping_state_dict_round_trip():
     (lambda m: CosineAnnealingLR(SGD(m, lr=0.1), T_max=0), "T_max must be an integer >= 1"),
     (lambda m: CosineAnnealingLR(SGD(m, lr=0.1), T_max=5, eta_min=-1), "eta_min must be >= 0"),
     (lambda m: make_scheduler('cosine', SGD(m, lr=0.1), epochs=0), "epochs must be >= 1"),
-    (lambda m: EarlyStopping(patience=-1), "patience must be an integer >= 0 or None"),
 ])
 def test_bad_arguments_raise_helpful_value_errors(build, message):
     with pytest.raises(ValueError, match=message):

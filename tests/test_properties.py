@@ -18,7 +18,6 @@ number of examples (25 per test); set ``PROPERTY_EXAMPLES`` to search harder, e.
 ``PROPERTY_EXAMPLES=1000 python -m pytest tests/test_properties.py``.
 """
 import contextlib
-import inspect
 import os
 import warnings
 
@@ -29,22 +28,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import mlp_numpy
-import modules
-from modules import (ACTIVATIONS, CrossEntropyModule, ELUModule, LeakyReLUModule,
-                     LinearModule, ReLUModule, SigmoidModule, SoftmaxCrossEntropyModule,
-                     SoftMaxModule, TanhModule)
-
-# Batch norm and dropout are newer than the other modules: their properties are
-# skipped, not broken, on a checkout of modules.py that lacks them.
-BatchNormModule = getattr(modules, 'BatchNormModule', None)
-DropoutModule = getattr(modules, 'DropoutModule', None)
-needs_batch_norm = pytest.mark.skipif(BatchNormModule is None,
-                                      reason="modules.py has no BatchNormModule")
-needs_dropout = pytest.mark.skipif(DropoutModule is None,
-                                   reason="modules.py has no DropoutModule")
-_MLP_OPTIONS = inspect.signature(mlp_numpy.MLP).parameters
-MLP_HAS_BATCH_NORM = 'use_batch_norm' in _MLP_OPTIONS and BatchNormModule is not None
-MLP_HAS_DROPOUT = 'dropout' in _MLP_OPTIONS and DropoutModule is not None
+from conftest import numerical_gradient
+from modules import (ACTIVATIONS, BatchNormModule, CrossEntropyModule, DropoutModule,
+                     ELUModule, LeakyReLUModule, LinearModule, ReLUModule, SigmoidModule,
+                     SoftmaxCrossEntropyModule, SoftMaxModule, TanhModule)
 
 # One settings object applied to every test of this file, rather than a global
 # profile, so the other test files keep their own hypothesis settings.
@@ -76,31 +63,6 @@ KINK_MARGIN = 1e-3
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-def numerical_gradient(f, x, h=STEP):
-    """Central-difference gradient of the scalar ``f()`` with respect to ``x``.
-
-    The fourth-order stencil (f(x-2h) - 8 f(x-h) + 8 f(x+h) - f(x+2h)) / 12h:
-    its truncation error, of order h^4, stays negligible where the loss curves
-    strongly (batch norm of a small batch, cross-entropy of a small
-    probability), where the error (h^2 / 6) f^(3) of the two-point difference
-    reaches the 1e-6 tolerance. Its rounding error is about that of the
-    two-point difference. ``x`` is perturbed in place, one entry at a time, and
-    restored, so ``f`` must read ``x`` when called (as modules read their
-    ``params``).
-    """
-    grad = np.zeros_like(x)
-    for index in np.ndindex(*x.shape):
-        original = x[index]
-        values = []
-        for offset in (-2 * h, -h, h, 2 * h):
-            x[index] = original + offset
-            values.append(f())
-        x[index] = original
-        f_minus_2, f_minus_1, f_plus_1, f_plus_2 = values
-        grad[index] = (f_minus_2 - 8 * f_minus_1 + 8 * f_plus_1 - f_plus_2) / (12 * h)
-    return grad
-
 
 def assert_gradient_matches(analytic, numerical, scale, name):
     """Relative error below GRADIENT_RTOL, with an absolute floor for tiny gradients."""
@@ -149,7 +111,7 @@ def fix_dropout_masks(model, seed):
     can check.
     """
     for module in model.modules:
-        if DropoutModule is not None and isinstance(module, DropoutModule):
+        if isinstance(module, DropoutModule):
             module.rng = np.random.default_rng(seed)
 
 
@@ -232,16 +194,14 @@ def test_linear_gradients(data, n_samples, in_features, out_features, input_laye
     analytic = {name: grad.copy() for name, grad in layer.grads.items()}
     scale = np.sum(np.abs(out * dout))
     loss = lambda: np.sum(layer.forward(x) * dout)  # noqa: E731
-    assert_gradient_matches(dx, numerical_gradient(loss, x), scale, 'dL/dx')
     for name in ('weight', 'bias'):
         numerical = numerical_gradient(loss, layer.params[name])
         assert_gradient_matches(analytic[name], numerical, scale, f'dL/d{name}')
-
-    # The first layer of a network skips dL/dx but must give the same parameter gradients.
-    layer.forward(x)
-    assert layer.backward(dout, compute_input_grad=False) is None
-    for name, grad in layer.grads.items():
-        np.testing.assert_array_equal(grad, analytic[name])
+    # The first layer of a network computes no dL/dx: its input is the data.
+    if input_layer:
+        assert dx is None
+    else:
+        assert_gradient_matches(dx, numerical_gradient(loss, x), scale, 'dL/dx')
 
 
 @pytest.mark.parametrize('name', sorted(ACTIVATIONS))
@@ -304,28 +264,18 @@ def test_softmax_cross_entropy_gradient(kind, data, n_samples, n_classes):
     assert_gradient_matches(analytic, numerical, value, f'fused loss ({kind}) dL/dlogits')
 
 
-def _mlp_variants():
-    variants = [('plain', False, 0.0)]
-    if MLP_HAS_BATCH_NORM:
-        variants.append(('batch_norm', True, 0.0))
-    if MLP_HAS_DROPOUT:
-        variants.append(('dropout', False, 0.3))
-    return variants
+MLP_VARIANTS = [('plain', False, 0.0), ('batch_norm', True, 0.0), ('dropout', False, 0.3)]
 
 
 def _build_mlp(n_inputs, n_hidden, n_classes, activation, seed, use_batch_norm, dropout,
                dtype=np.float64):
-    options = {}
-    if use_batch_norm:
-        options['use_batch_norm'] = True
-    if dropout:
-        options['dropout'] = dropout
-    return mlp_numpy.MLP(n_inputs, n_hidden, n_classes, activation=activation,
-                         dtype=dtype, rng=np.random.default_rng(seed), **options)
+    return mlp_numpy.MLP(n_inputs, n_hidden, n_classes, use_batch_norm=use_batch_norm,
+                         activation=activation, dropout=dropout, dtype=dtype,
+                         rng=np.random.default_rng(seed))
 
 
-@pytest.mark.parametrize('variant, use_batch_norm, dropout', _mlp_variants(),
-                         ids=[v[0] for v in _mlp_variants()])
+@pytest.mark.parametrize('variant, use_batch_norm, dropout', MLP_VARIANTS,
+                         ids=[variant[0] for variant in MLP_VARIANTS])
 @pytest.mark.parametrize('activation', sorted(ACTIVATIONS))
 @PROPERTY_SETTINGS
 @given(data=st.data(), n_inputs=st.integers(1, 5),
@@ -351,7 +301,7 @@ def test_mlp_parameter_gradients(variant, use_batch_norm, dropout, activation, d
     for module in model.modules:
         if isinstance(module, tuple(ACTIVATIONS[a] for a in NON_SMOOTH)):
             assume(np.all(np.abs(out) > KINK_MARGIN))
-        if BatchNormModule is not None and isinstance(module, BatchNormModule):
+        if isinstance(module, BatchNormModule):
             assume(np.all(out.var(axis=0) > 1e-2))
         out = module.forward(out)
     model.clear_cache()
@@ -373,7 +323,6 @@ def test_mlp_parameter_gradients(variant, use_batch_norm, dropout, activation, d
 
 # Batch normalisation ---------------------------------------------------------
 
-@needs_batch_norm
 @pytest.mark.parametrize('training', [True, False], ids=['train', 'eval'])
 @PROPERTY_SETTINGS
 @given(data=st.data(), n_samples=st.integers(2, 6), n_features=sides,
@@ -406,7 +355,6 @@ def test_batch_norm_gradients(training, data, n_samples, n_features, eps):
                                 scale, f'batch norm dL/d{name}')
 
 
-@needs_batch_norm
 @PROPERTY_SETTINGS
 @given(data=st.data(), n_samples=st.integers(2, 6), n_features=sides,
        momentum=floats(0.0, 1.0))
@@ -434,7 +382,6 @@ def test_batch_norm_training_statistics(data, n_samples, n_features, momentum):
 
 # Dropout -------------------------------------------------------------------
 
-@needs_dropout
 @PROPERTY_SETTINGS
 @given(data=st.data(), shape=elementwise_shapes, p=floats(0.0, 0.95),
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
@@ -450,7 +397,6 @@ def test_dropout_eval_is_identity(data, shape, p, dtype, seed):
     np.testing.assert_array_equal(dx, dout)
 
 
-@needs_dropout
 @PROPERTY_SETTINGS
 @given(data=st.data(), shape=elementwise_shapes,
        p=st.one_of(st.sampled_from([0.0, 0.5]), floats(0.0, 0.95)),
@@ -647,9 +593,8 @@ def _module_cases(dtype, n_samples, n_features, draw):
     """(name, module, input, upstream gradient) for every module of the elementwise/layer kind."""
     x = draw(arrays((n_samples, n_features), -3, 3, dtype), label='x')
     dout = draw(arrays((n_samples, n_features), -1, 1, dtype), label='dout')
-    parameter_dtype = draw(float_types, label='parameter dtype')
     cases = [
-        ('linear', LinearModule(n_features, n_features, dtype=parameter_dtype)),
+        ('linear', LinearModule(n_features, n_features, dtype=dtype)),
         ('relu', ReLUModule()),
         ('leaky_relu', LeakyReLUModule(draw(slopes, label='slope'))),
         ('elu', ELUModule(draw(alphas, label='alpha'))),
@@ -657,15 +602,12 @@ def _module_cases(dtype, n_samples, n_features, draw):
         ('tanh', TanhModule()),
         ('softmax', SoftMaxModule()),
     ]
-    if BatchNormModule is not None and n_samples >= 2:
-        cases.append(('batch_norm_train', BatchNormModule(n_features, dtype=parameter_dtype)))
-    if BatchNormModule is not None:
-        cases.append(('batch_norm_eval',
-                      BatchNormModule(n_features, dtype=parameter_dtype).eval()))
-    if DropoutModule is not None:
-        p = draw(floats(0.0, 0.9), label='p')
-        cases.append(('dropout_train', DropoutModule(p, rng=np.random.default_rng(0))))
-        cases.append(('dropout_eval', DropoutModule(p, rng=np.random.default_rng(0)).eval()))
+    if n_samples >= 2:
+        cases.append(('batch_norm_train', BatchNormModule(n_features, dtype=dtype)))
+    cases.append(('batch_norm_eval', BatchNormModule(n_features, dtype=dtype).eval()))
+    p = draw(floats(0.0, 0.9), label='p')
+    cases.append(('dropout_train', DropoutModule(p, rng=np.random.default_rng(0))))
+    cases.append(('dropout_eval', DropoutModule(p, rng=np.random.default_rng(0)).eval()))
     return x, dout, cases
 
 
@@ -706,7 +648,7 @@ def test_losses_keep_the_dtype(dtype, kind, data, n_samples, n_classes):
 @given(n_inputs=st.integers(1, 5), n_hidden=st.lists(st.integers(1, 5), max_size=3),
        n_classes=st.integers(1, 5), n_samples=st.integers(2, 6),
        activation=st.sampled_from(sorted(ACTIVATIONS)),
-       variant=st.sampled_from(_mlp_variants()), seed=st.integers(0, 2**32 - 1))
+       variant=st.sampled_from(MLP_VARIANTS), seed=st.integers(0, 2**32 - 1))
 def test_mlp_keeps_the_dtype(dtype, n_inputs, n_hidden, n_classes, n_samples, activation,
                              variant, seed):
     _, use_batch_norm, dropout = variant
@@ -752,11 +694,9 @@ def test_cross_entropy_boolean_one_hot(data, n_samples, n_classes):
 
 
 def _numpy_scalar_modules(value):
-    cases = [('elu', ELUModule(alpha=np.float64(value))),
-             ('leaky_relu', LeakyReLUModule(negative_slope=np.float64(value)))]
-    if BatchNormModule is not None:
-        cases.append(('batch_norm', BatchNormModule(3, eps=np.float64(value))))
-    return cases
+    return [('elu', ELUModule(alpha=np.float64(value))),
+            ('leaky_relu', LeakyReLUModule(negative_slope=np.float64(value))),
+            ('batch_norm', BatchNormModule(3, eps=np.float64(value), dtype=np.float32))]
 
 
 @pytest.mark.parametrize('name', ['elu', 'leaky_relu', 'batch_norm'])
@@ -764,8 +704,6 @@ def _numpy_scalar_modules(value):
 @given(data=st.data(), n_samples=st.integers(2, 6), value=floats(0.01, 0.5))
 def test_numpy_scalar_hyperparameters_keep_float32(name, data, n_samples, value):
     cases = dict(_numpy_scalar_modules(value))
-    if name not in cases:
-        pytest.skip(f"modules.py has no {name} module")
     # Negative entries: the ELU and leaky-ReLU branches that use the hyperparameter.
     x = data.draw(arrays((n_samples, 3), -3, -0.1, np.float32), label='x')
     assert cases[name].forward(x).dtype == np.float32

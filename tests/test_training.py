@@ -1,11 +1,7 @@
 """The training scripts: mirror, real data, outputs, divergence, determinism, resume."""
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,24 +12,11 @@ import mlp_numpy
 import mlp_pytorch
 import train_mlp_numpy
 import train_mlp_pytorch
+from conftest import REPO, SPIRAL, needs_fashion_mnist, only_run_dir, run_script
 from data_utils import get_dataloader, get_dataset
+from mirror import copy_numpy_to_torch
 from modules import SoftmaxCrossEntropyModule
 from optimizers import SGD
-
-REPO = Path(__file__).resolve().parent.parent
-FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
-SPIRAL = dict(dataset='spiral', data_dir='unused', progress=False, plot=False)
-
-
-def run_script(script, *arguments, cwd, timeout=120):
-    return subprocess.run([sys.executable, str(REPO / script), *arguments], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def only_run_dir(out_dir):
-    run_dirs = [path for path in Path(out_dir).iterdir() if path.is_dir()]
-    assert len(run_dirs) == 1, run_dirs
-    return run_dirs[0]
 
 
 def test_accuracy_functions_agree():
@@ -63,7 +46,7 @@ def test_numpy_and_pytorch_training_steps_agree():
     loader = get_dataloader(data, 32, return_numpy=True, seed=3)['train']
     numpy_model = mlp_numpy.MLP(2, [16, 16], 3, rng=np.random.default_rng(0))
     torch_model = mlp_pytorch.MLP(2, [16, 16], 3).double()
-    mlp_pytorch.copy_numpy_to_torch(numpy_model, torch_model)
+    copy_numpy_to_torch(numpy_model, torch_model)
     numpy_optimizer = SGD(numpy_model, lr=0.5, momentum=0.9)
     torch_optimizer = torch.optim.SGD(torch_model.parameters(), lr=0.5, momentum=0.9)
     loss_module = SoftmaxCrossEntropyModule()
@@ -83,7 +66,7 @@ def test_numpy_and_pytorch_training_steps_agree():
     assert n_steps == len(loader) > 10
 
 
-@pytest.mark.skipif(not FASHION_MNIST.exists(), reason="Debian's dataset-fashion-mnist is not installed")
+@needs_fashion_mnist
 @pytest.mark.parametrize('script', ['numpy', 'pytorch'])
 def test_two_epochs_of_fashion_mnist(script, tmp_path):
     common = dict(hidden_dims=[128], lr=0.1, batch_size=128, epochs=2, seed=42,
@@ -126,12 +109,13 @@ def test_numpy_script_does_not_import_torch():
     assert subprocess.run([sys.executable, '-c', code], cwd=REPO).returncode == 0
 
 
-def test_other_configurations_never_share_a_folder(tmp_path):
+def test_every_run_gets_a_folder_of_its_own(tmp_path):
+    """Other settings, other name; the same settings again, a fresh folder (_2): a
+    finished run is never overwritten."""
     for lr in (0.1, 0.2, 0.1):
         train_mlp_numpy.train([8], lr, 32, 1, 0, out_dir=str(tmp_path), **SPIRAL)
-    run_dirs = sorted(path.name for path in tmp_path.iterdir())
-    assert len(run_dirs) == 2
-    assert 'lr0.1_' in run_dirs[0] and 'lr0.2_' in run_dirs[1]
+    first, again, other = sorted(path.name for path in tmp_path.iterdir())
+    assert 'lr0.1_' in first and again == f'{first}_2' and 'lr0.2_' in other
 
 
 def test_numpy_runs_are_deterministic(tmp_path):
@@ -144,7 +128,8 @@ def test_numpy_runs_are_deterministic(tmp_path):
 @pytest.mark.filterwarnings('ignore:overflow encountered:RuntimeWarning',
                             'ignore:invalid value encountered:RuntimeWarning')
 @pytest.mark.parametrize('script', ['numpy', 'pytorch'])
-def test_divergence_stops_cleanly_and_keeps_the_best_model(script, tmp_path):
+def test_divergence_in_the_first_epoch_stops_cleanly_with_nothing_to_test(script, tmp_path,
+                                                                           capsys):
     arguments = dict(hidden_dims=[32, 32], lr=1e6, batch_size=32, epochs=5, seed=0,
                      out_dir=str(tmp_path), **{**SPIRAL, 'plot': True})
     if script == 'numpy':
@@ -152,10 +137,11 @@ def test_divergence_stops_cleanly_and_keeps_the_best_model(script, tmp_path):
     else:
         model, val_accuracies, test_accuracy, logs = train_mlp_pytorch.train(
             use_batch_norm=False, device='cpu', **arguments)
-    assert len(val_accuracies) < 5
-    assert test_accuracy is not None and 0 <= test_accuracy <= 1
+    assert val_accuracies == [] and test_accuracy is None
+    assert 'no epoch finished' in capsys.readouterr().out
     summary = json.loads((only_run_dir(tmp_path) / 'summary.json').read_text())
     assert summary['status'] == 'diverged'
+    assert summary['test_accuracy'] is None and summary['best_epoch'] is None
     assert 'smaller --lr' in summary['message']
 
 
@@ -167,7 +153,7 @@ def test_numpy_resume_gives_exactly_the_uninterrupted_run(tmp_path):
     train_mlp_numpy.train(epochs=2, out_dir=str(tmp_path / 'part'), **arguments)
     checkpoint = only_run_dir(tmp_path / 'part') / 'checkpoint.npz'
     _, resumed_accuracies, resumed_test, resumed_logs = train_mlp_numpy.train(
-        epochs=4, out_dir='ignored', resume=str(checkpoint), **arguments)
+        epochs=4, resume=str(checkpoint), **arguments)
     assert resumed_accuracies == whole_accuracies
     assert resumed_test == whole_test
     assert resumed_logs['train_loss'] == whole_logs['train_loss']
@@ -177,5 +163,7 @@ def test_resume_refuses_other_settings(tmp_path):
     train_mlp_numpy.train([8], 0.1, 32, 1, 0, out_dir=str(tmp_path), **SPIRAL)
     checkpoint = only_run_dir(tmp_path) / 'checkpoint.npz'
     with pytest.raises(ValueError, match=r"hidden_dims: saved \[8\], now \[9\]"):
-        train_mlp_numpy.train([9], 0.1, 32, 2, 0, out_dir=str(tmp_path),
+        train_mlp_numpy.train([9], 0.1, 32, 2, 0, resume=str(checkpoint), **SPIRAL)
+    with pytest.raises(ValueError, match=r"--resume continues a run in its own folder"):
+        train_mlp_numpy.train([8], 0.1, 32, 2, 0, out_dir=str(tmp_path),
                               resume=str(checkpoint), **SPIRAL)

@@ -1,0 +1,187 @@
+"""The command line both training scripts share: flags, their checks, and exit codes.
+
+Exit codes: 2 for settings that cannot work (argparse's code, with a one-line
+reason, before anything is written), 1 for data that cannot be had or read or
+outputs that cannot be written, 130 after Ctrl-C.
+"""
+import argparse
+import math
+import sys
+
+from checkpoints import CheckpointError, read_checkpoint
+from cifar10_utils import CorruptDataError, DownloadError
+from data_utils import DATASETS
+from runs import NOT_SETTINGS, ConfigurationError
+
+MAX_SEED = 2 ** 32 - 1
+"""The largest seed both NumPy's and PyTorch's generators accept."""
+
+
+def positive_int(text):
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def seed(text):
+    """argparse type: a whole number in [0, 2**32 - 1]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must lie in [0, {MAX_SEED}], got {value}")
+    return value
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a finite number > 0."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def non_negative_float(text):
+    """argparse type: a finite number >= 0."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def probability(text):
+    """argparse type: a number in [0, 1)."""
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def file_path(text):
+    """argparse type: a non-empty path."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected the path of a checkpoint file, got ''")
+    return text
+
+
+def add_common_arguments(parser, activations):
+    """The flags both training scripts share, with the assignment's defaults.
+
+    Each flag's ``dest`` is the name of ``train``'s parameter, so a script calls
+    ``train(**vars(args))``.
+    """
+    parser.add_argument('--hidden_dims', default=[128], type=positive_int, nargs='*',
+                        help='width of each hidden layer, e.g. "256 128"; no value '
+                             'gives logistic regression (default: 128)')
+    parser.add_argument('--lr', default=0.1, type=positive_float,
+                        help='learning rate (default: 0.1)')
+    parser.add_argument('--batch_size', default=128, type=positive_int,
+                        help='mini-batch size (default: 128)')
+    parser.add_argument('--epochs', default=10, type=positive_int,
+                        help='maximum number of epochs (default: 10)')
+    parser.add_argument('--seed', default=42, type=seed,
+                        help='random seed for initialisation and shuffling (default: 42)')
+    parser.add_argument('--data_dir', default='data/',
+                        help='folder that holds or will receive the data (default: data/)')
+    parser.add_argument('--dataset', default='cifar10', choices=DATASETS,
+                        help='data set to train on (default: cifar10)')
+    parser.add_argument('--validation_size', default=None, type=int,
+                        help='training samples held out for validation (default: '
+                             '5000 for the image data sets, a fifth for the spiral)')
+    parser.add_argument('--activation', default='elu', choices=sorted(activations),
+                        help='hidden-layer activation (default: elu)')
+    parser.add_argument('--optimizer', default='sgd', choices=['sgd', 'adam'],
+                        help='optimiser (default: sgd)')
+    parser.add_argument('--momentum', default=0.0, type=probability,
+                        help='SGD momentum in [0, 1) (default: 0)')
+    parser.add_argument('--weight_decay', default=0.0, type=non_negative_float,
+                        help='L2 weight decay (default: 0)')
+    parser.add_argument('--scheduler', default='none', choices=['none', 'step', 'cosine'],
+                        help='learning-rate schedule: step divides the rate by 10 '
+                             'every third of the epochs, cosine anneals it to 0 '
+                             '(default: none)')
+    parser.add_argument('--patience', default=None, type=positive_int,
+                        help='stop after this many epochs without a better '
+                             'validation accuracy (default: never stop early)')
+    parser.add_argument('--use_batch_norm', action='store_true',
+                        help='batch normalisation between each hidden linear layer '
+                             'and its activation')
+    parser.add_argument('--dropout', default=0.0, type=probability,
+                        help='dropout probability after each hidden activation (default: 0)')
+    parser.add_argument('--out_dir', default=None,
+                        help='folder for the run folders (default: results/)')
+    parser.add_argument('--resume', default=None, type=file_path, metavar='PATH',
+                        help='continue the run saved in this checkpoint file, in its '
+                             'folder, with its settings (give --epochs to train longer)')
+    parser.add_argument('--no_plot', dest='plot', action='store_false',
+                        help='do not draw the loss and accuracy curves')
+    parser.add_argument('--no_progress', dest='progress', action='store_false',
+                        help='no progress bar, only one line per epoch')
+
+
+def saved_settings_as_flags(parser, settings):
+    """The command-line flags that give ``settings``, for the flags that define a run.
+
+    Only flags of this parser whose ``dest`` is a run setting are produced, so
+    a checkpoint cannot set paths (``--data_dir``, ``--out_dir``) or anything
+    else, and every value passes the same checks as one typed by hand.
+    """
+    flags = []
+    for action in parser._actions:
+        value = settings.get(action.dest)
+        if not action.option_strings or action.dest in NOT_SETTINGS or value is None:
+            continue
+        flag = action.option_strings[0]
+        if isinstance(action, argparse._StoreTrueAction):
+            flags += [flag] if value is True else []
+        elif isinstance(value, list):
+            flags += [flag, *(str(item) for item in value)]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def parse_arguments(parser, argv, files):
+    """Parse the command line; with ``--resume`` the saved run's settings come first.
+
+    So ``--resume PATH`` alone continues a run as it was started, and a flag
+    given next to it (``--epochs 20``) overrides the saved value.
+    """
+    args = parser.parse_args(argv)
+    if args.resume is None:
+        return args
+    try:
+        saved = read_checkpoint(files, args.resume)['settings']
+        saved_flags = saved_settings_as_flags(parser, saved)
+    except (CheckpointError, AttributeError) as error:
+        parser.error(f"argument --resume: {error}")
+    return parser.parse_args([*saved_flags, *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_command_line(parser, train, files, argv=None):
+    """Parse the arguments, call ``train(**vars(args))`` and turn failures into exit codes."""
+    args = parse_arguments(parser, argv, files)
+    try:
+        train(**vars(args))
+    except (ConfigurationError, CheckpointError) as error:
+        parser.error(str(error))
+    except (DownloadError, CorruptDataError, OSError) as error:
+        sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,497 @@
+"""The bookkeeping of one training run, shared by both training scripts.
+
+A run has a folder of its own, a log of per-epoch metrics, a best epoch,
+reasons to stop early (patience, a diverged loss, Ctrl-C), a checkpoint after
+every epoch and a summary at the end. The training loops themselves stay in
+``train_mlp_numpy.py`` and ``train_mlp_pytorch.py``, where a student reads them
+next to the maths; they reach all of this through a few calls::
+
+    run = TrainingRun('numpy', settings, parts, NumpyFiles, out_dir, resume)
+    with run:                                  # folder, lock, Ctrl-C, resume
+        for epoch in run.epochs():             # ends early on patience, divergence, Ctrl-C
+            for images, labels in run.progress(loader):
+                ...                            # forward, loss, record, backward, step
+            run.end_epoch(...)                 # log, best model, checkpoint
+    run.finish(test_accuracy)                  # weights, summary, curves
+
+Imports flow one way: runs -> checkpoints, plotting -> fileio.
+"""
+import math
+import platform
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from checkpoints import CheckpointError, read_checkpoint, run_name, save_checkpoint
+from data_utils import default_validation_size, pool_size
+from fileio import save_json
+
+METRICS = ('train_loss', 'train_accuracy', 'validation_loss', 'validation_accuracy',
+           'learning_rate', 'epoch_seconds')
+NOT_SETTINGS = ('data_dir', 'out_dir', 'resume', 'plot', 'progress', 'device')
+"""Arguments of ``train`` that say where and how to run, not what the run is."""
+
+
+class ConfigurationError(ValueError):
+    """Settings that cannot work together, or with the data or checkpoint given."""
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class StopRequested(Exception):
+    """Ctrl-C asked the run to stop after the current batch."""
+
+
+def run_settings(arguments):
+    """The settings that define a run, picked from ``train``'s arguments and checked together.
+
+    Parameters
+    ----------
+    arguments : dict
+        ``locals()`` at the start of a script's ``train``.
+
+    Raises
+    ------
+    ConfigurationError
+        For settings that cannot work together; nothing has been written.
+    """
+    settings = {key: value for key, value in arguments.items() if key not in NOT_SETTINGS}
+    settings['hidden_dims'] = [int(width) for width in settings['hidden_dims']]
+    if settings['optimizer'] == 'adam' and settings['momentum']:
+        raise ConfigurationError("--momentum applies to --optimizer sgd only (Adam keeps "
+                                 "its own moving averages); drop it or use sgd")
+    if settings['use_batch_norm'] and settings['batch_size'] < 2:
+        raise ConfigurationError("--use_batch_norm needs --batch_size of at least 2: batch "
+                                 "statistics of one sample are undefined")
+    check_split_sizes(settings['dataset'], settings['validation_size'], settings['batch_size'])
+    return settings
+
+
+def check_split_sizes(dataset, validation_size, batch_size):
+    """Check the validation and batch sizes against the data set's size, without loading it.
+
+    Raises
+    ------
+    ConfigurationError
+        For a validation split that is empty or takes every training example,
+        or a batch larger than the training split.
+    """
+    pool = pool_size(dataset)
+    if validation_size is None:
+        validation_size = default_validation_size(dataset)
+    if not 1 <= validation_size < pool:
+        raise ConfigurationError(f"--validation_size must lie in [1, {pool - 1}] for the "
+                                 f"{pool} training examples of {dataset} (the best epoch is "
+                                 f"chosen on it), got {validation_size}")
+    if batch_size > pool - validation_size:
+        raise ConfigurationError(f"--batch_size {batch_size} is larger than the "
+                                 f"{pool - validation_size} training samples of {dataset}")
+
+
+class EarlyStopping:
+    """Stop training once validation accuracy (higher is better) has not
+    improved for ``patience`` epochs in a row.
+
+    Call ``step(value)`` once per epoch. A value strictly greater than the
+    best so far is an improvement and resets the count; anything else
+    (equal, lower, NaN) adds one epoch without improvement.
+
+    Parameters
+    ----------
+    patience : int or None, optional
+        Epochs without improvement to tolerate; ``step`` returns True on the
+        ``patience``-th. ``None`` (default) or 0 never stops, while ``best``
+        and ``best_epoch`` are still tracked.
+
+    Attributes
+    ----------
+    patience : int or None
+    best : float
+        Best value so far, ``-inf`` before the first ``step``.
+    best_epoch : int
+        0-based index of the ``step`` call that gave ``best`` (so
+        ``val_accuracies[best_epoch] == best``), -1 before the first.
+    epochs_without_improvement : int
+    """
+
+    def __init__(self, patience=None):
+        if patience is not None and not (isinstance(patience, (int, np.integer))
+                                         and patience >= 0):
+            raise ValueError(f"patience must be an integer >= 0 or None, got "
+                             f"{patience!r}; None or 0 disables early stopping.")
+        self.patience = patience
+        self.best = -math.inf
+        self.best_epoch = -1
+        self.epochs_without_improvement = 0
+        self.epoch = -1
+
+    def step(self, value):
+        """Record this epoch's validation value.
+
+        Returns
+        -------
+        bool
+            True when training should stop.
+        """
+        self.epoch += 1
+        if value > self.best:
+            self.best = float(value)
+            self.best_epoch = self.epoch
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        return bool(self.patience) and self.epochs_without_improvement >= self.patience
+
+    def state_dict(self):
+        """``{'best', 'best_epoch', 'epochs_without_improvement', 'epoch'}``:
+        plain numbers (``patience`` is a constructor argument)."""
+        return {'best': self.best, 'best_epoch': self.best_epoch,
+                'epochs_without_improvement': self.epochs_without_improvement,
+                'epoch': self.epoch}
+
+    def load_state_dict(self, state):
+        """Restore ``state_dict()``."""
+        self.best = float(state['best'])
+        self.best_epoch = int(state['best_epoch'])
+        self.epochs_without_improvement = int(state['epochs_without_improvement'])
+        self.epoch = int(state['epoch'])
+
+
+class EpochProgress:
+    """The batches of one epoch, behind a progress bar, with their running means.
+
+    Iterating yields the loader's batches and stops (raising ``StopRequested``)
+    once Ctrl-C has asked the run to stop; ``record`` adds one batch's loss
+    and accuracy and raises ``DivergenceError`` on a non-finite loss, before
+    the step that would spread it into the weights.
+    """
+
+    def __init__(self, run, loader, epoch):
+        self.run, self.loader, self.epoch = run, loader, epoch
+        self.loss_sum, self.correct_sum, self.n_samples, self.n_batches = 0.0, 0.0, 0, 0
+        self.bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, mininterval=0.5,
+                        disable=not run.show_progress)
+
+    def __iter__(self):
+        for batch in self.bar:
+            if self.run.stop_requested:
+                self.bar.close()
+                raise StopRequested
+            yield batch
+        self.bar.close()
+
+    def record(self, loss, accuracy, n_samples):
+        """Add one batch: its mean loss, its accuracy and its number of samples."""
+        loss = float(loss)
+        self.n_batches += 1
+        if not math.isfinite(loss):
+            lr = self.run.settings['lr']
+            raise DivergenceError(
+                f"the training loss became {loss} in epoch {self.epoch}, batch "
+                f"{self.n_batches}: training diverged at learning rate {lr:g}; try a "
+                f"smaller --lr (for example {lr / 10:g})")
+        self.loss_sum += loss * n_samples
+        self.correct_sum += accuracy * n_samples
+        self.n_samples += n_samples
+        if self.n_batches % 20 == 0:
+            self.bar.set_postfix(loss=f"{self.loss_sum / self.n_samples:.4f}", refresh=False)
+
+    def means(self):
+        """The mean loss and accuracy over every sample of the epoch so far."""
+        return self.loss_sum / self.n_samples, self.correct_sum / self.n_samples
+
+
+class TrainingRun:
+    """Bookkeeping of one training run: see the module docstring for its use.
+
+    Parameters
+    ----------
+    framework : str
+        'numpy' or 'pytorch', for the folder name and the summary.
+    settings : dict
+        The settings that define the run (``run_settings``), JSON-serialisable.
+    parts : dict
+        What a checkpoint saves and restores, by name: objects with
+        ``state_dict()`` and ``load_state_dict()`` (the model under 'model',
+        the optimiser, the schedule (None for none), the random generators).
+    files : NumpyFiles or TorchFiles
+        How this framework writes and reads checkpoints and weights.
+    out_dir : str or Path, optional
+        Parent of the run folder; 'results/' when None. Not with ``resume``.
+    resume : str or Path, optional
+        A checkpoint to continue; the run continues in its folder.
+    plot, show_progress : bool
+        Draw the curves at the end; show a progress bar over each epoch.
+    """
+
+    def __init__(self, framework, settings, parts, files, out_dir=None, resume=None,
+                 plot=True, show_progress=True):
+        self.framework, self.settings, self.parts, self.files = framework, settings, parts, files
+        self.plot, self.show_progress = plot, show_progress
+        if resume is not None and out_dir is not None:
+            raise ConfigurationError("--resume continues a run in its own folder; drop "
+                                     "--out_dir (or copy the run folder there first)")
+        self.checkpoint = read_resumable_checkpoint(files, resume, settings) if resume else None
+        self.run_dir = Path(resume).parent if resume else None
+        self.out_dir = Path('results' if out_dir is None else out_dir)
+        self.logging_dict = {name: [] for name in METRICS}
+        self.stopper = EarlyStopping(settings['patience'])
+        self.status, self.message = 'running', ''
+        self.stop_requested = False
+        self.best_state = files.copy(parts['model'].state_dict())
+        self.started, self.elapsed_before = time.perf_counter(), 0.0
+        self._previous_handler = None
+
+    # -- opening and closing: the folder, Ctrl-C, the summary whatever happens ---------
+
+    def __enter__(self):
+        if self.run_dir is None:
+            self.run_dir = claim_run_folder(self.out_dir, run_name(self.framework, self.settings))
+        if self.checkpoint is not None:
+            self._restore(self.checkpoint)
+        self._install_interrupt_handler()
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is DivergenceError:
+            self.status, self.message = 'diverged', str(error)
+            print(f"\n{self.message}. Keeping the best model so far"
+                  f"{f' (epoch {self.best_epoch})' if self.best_epoch else ': none'}.",
+                  file=sys.stderr, flush=True)
+            return True
+        if kind is StopRequested:
+            self.status = 'interrupted'
+            self.message = f"interrupted by Ctrl-C after {self.epochs_done} complete epochs"
+            return True
+        if kind is not None:  # a second Ctrl-C or an error: keep a record of what finished
+            self.status = 'interrupted' if kind is KeyboardInterrupt else 'failed'
+            self.message = self.message or f"{kind.__name__}: {error}"
+            self._restore_interrupt_handler()
+            self._write_summary(None)
+        return False
+
+    def _install_interrupt_handler(self):
+        """Turn the first Ctrl-C into a request to stop after the current batch.
+
+        A second Ctrl-C interrupts at once. Outside the main thread (where
+        signal handlers cannot be set) Ctrl-C keeps its usual effect.
+        """
+        def request_stop(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            print("\nCtrl-C: stopping after this batch and saving what is finished "
+                  "(press Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+        try:
+            self._previous_handler = signal.signal(signal.SIGINT, request_stop)
+        except ValueError:
+            self._previous_handler = None
+
+    def _restore_interrupt_handler(self):
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
+
+    # -- the epoch loop ------------------------------------------------------------------
+
+    def epochs(self):
+        """Yield the numbers of the epochs still to train, stopping early on patience."""
+        for epoch in range(self.epochs_done + 1, self.settings['epochs'] + 1):
+            self.epoch_started = time.perf_counter()
+            yield epoch
+            if self.status == 'early_stopped':
+                return
+
+    def progress(self, loader):
+        """The batches of the next epoch, with a progress bar: see ``EpochProgress``."""
+        return EpochProgress(self, loader, self.epochs_done + 1)
+
+    @property
+    def epochs_done(self):
+        return len(self.logging_dict['validation_accuracy'])
+
+    @property
+    def best_epoch(self):
+        """Number (1-based) of the epoch with the best validation accuracy, None before any."""
+        return self.stopper.best_epoch + 1 if self.stopper.best_epoch >= 0 else None
+
+    @property
+    def validation_accuracies(self):
+        return self.logging_dict['validation_accuracy']
+
+    def end_epoch(self, train_loss, train_accuracy, validation_loss, validation_accuracy,
+                  learning_rate):
+        """Record a finished epoch, keep the model if it is the best, and save a checkpoint."""
+        metrics = dict(train_loss=train_loss, train_accuracy=train_accuracy,
+                       validation_loss=validation_loss,
+                       validation_accuracy=validation_accuracy, learning_rate=learning_rate,
+                       epoch_seconds=time.perf_counter() - self.epoch_started)
+        for name in METRICS:
+            self.logging_dict[name].append(float(metrics[name]))
+        patience_ran_out = self.stopper.step(validation_accuracy)
+        improved = self.best_epoch == self.epochs_done
+        if improved:
+            self.best_state = self.files.copy(self.parts['model'].state_dict())
+        print(f"epoch {self.epochs_done:3d}/{self.settings['epochs']}  "
+              f"train loss {train_loss:.4f}  acc {train_accuracy:.4f}  "
+              f"| val loss {validation_loss:.4f}  acc {validation_accuracy:.4f}"
+              f"{' *' if improved else '  '}  | {metrics['epoch_seconds']:.2f} s", flush=True)
+        if patience_ran_out:
+            self.status = 'early_stopped'
+            self.message = (f"stopped early: no better validation accuracy for "
+                            f"{self.stopper.patience} epochs")
+            print(self.message, flush=True)
+        save_checkpoint(self.run_dir / f"checkpoint{self.files.suffix}", self)
+
+    @property
+    def should_test(self):
+        """True when the best model should be tested: an epoch finished and no Ctrl-C."""
+        return self.best_epoch is not None and self.status != 'interrupted'
+
+    # -- state for checkpoints -----------------------------------------------------------
+
+    def state_dict(self):
+        """The run's progress as plain JSON-serialisable values."""
+        return {'logging_dict': self.logging_dict, 'stopper': self.stopper.state_dict(),
+                'elapsed_seconds': self.elapsed_before + time.perf_counter() - self.started}
+
+    def _restore(self, checkpoint):
+        """Continue from a checkpoint read by ``read_resumable_checkpoint``.
+
+        Raises
+        ------
+        CheckpointError
+            If a part does not fit (an edited or foreign file).
+        """
+        try:
+            for name, part in self.parts.items():
+                if part is not None:
+                    part.load_state_dict(checkpoint[name])
+            self.best_state = checkpoint['best_model']
+            state = checkpoint['run']
+            self.logging_dict = {name: list(state['logging_dict'][name]) for name in METRICS}
+            self.stopper.load_state_dict(state['stopper'])
+            self.elapsed_before = float(state['elapsed_seconds'])
+        except (KeyError, ValueError, TypeError, RuntimeError) as error:
+            raise CheckpointError(f"not a readable checkpoint: its contents do not fit this "
+                                  f"run ({type(error).__name__}: {error})") from error
+        print(f"resuming {self.run_dir} after epoch {self.epochs_done}", flush=True)
+
+    # -- outputs -------------------------------------------------------------------------
+
+    def finish(self, test_accuracy):
+        """Write the best weights, ``summary.json`` and the curves; print the result.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            After writing everything, when Ctrl-C stopped the run, so that the
+            command line exits with code 130.
+        """
+        try:
+            self.files.save_weights(self.best_state, self.run_dir / f"model{self.files.suffix}")
+            if self.status == 'running':
+                self.status = 'completed'
+            self._write_summary(test_accuracy)
+            if self.plot and self.epochs_done:
+                from plotting import plot_training_curves
+                title = (f"{self.framework} MLP {self.settings['hidden_dims']} on "
+                         f"{self.settings['dataset']}")
+                plot_training_curves(self.logging_dict, self.run_dir, title, self.best_epoch)
+        finally:
+            self._restore_interrupt_handler()
+        if test_accuracy is not None:
+            print(f"best epoch {self.best_epoch}: validation accuracy {self.stopper.best:.4f}, "
+                  f"test accuracy {test_accuracy:.4f}")
+        elif self.best_epoch is None:
+            print("no epoch finished, so there is no model to test")
+        print(f"results in {self.run_dir}", flush=True)
+        if self.stop_requested:
+            raise KeyboardInterrupt
+
+    def _write_summary(self, test_accuracy):
+        summary = {
+            'framework': self.framework,
+            'status': self.status,
+            'message': self.message,
+            'config': self.settings,
+            'epochs_completed': self.epochs_done,
+            'best_epoch': self.best_epoch,
+            'best_validation_accuracy': self.stopper.best if self.best_epoch else None,
+            'test_accuracy': test_accuracy,
+            'metrics': self.logging_dict,
+            'wall_seconds': self.elapsed_before + time.perf_counter() - self.started,
+            'finished_at': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            'versions': library_versions(),
+        }
+        save_json(self.run_dir / 'summary.json', summary)
+
+
+def read_resumable_checkpoint(files, path, settings):
+    """Read a checkpoint to resume, and check that it can continue with ``settings``.
+
+    Raises
+    ------
+    CheckpointError
+        If the file cannot be read (see ``checkpoints.read_checkpoint``).
+    ConfigurationError
+        If the run was saved with other settings (only ``epochs`` may differ),
+        or has already done as many epochs as asked for.
+    """
+    checkpoint = read_checkpoint(files, path)
+    saved = checkpoint['settings']
+    changed = sorted(key for key in settings
+                     if key != 'epochs' and saved.get(key) != settings[key])
+    if changed:
+        details = ', '.join(f"{key}: saved {saved.get(key)!r}, now {settings[key]!r}"
+                            for key in changed)
+        raise ConfigurationError(f"{path} was saved by a run with other settings ({details}); "
+                                 f"resume with the saved settings (only --epochs may change)")
+    epochs_done = len(checkpoint['run']['logging_dict']['validation_accuracy'])
+    if settings['epochs'] <= epochs_done:
+        raise ConfigurationError(f"{path} has {epochs_done} epochs done already; pass "
+                                 f"--epochs with more than {epochs_done} to train further")
+    return checkpoint
+
+
+def claim_run_folder(out_dir, name):
+    """Create and return a new folder ``out_dir/name``, or ``name_2``, ``name_3``, ...
+
+    Creating a folder either succeeds or fails at once, so two runs started
+    together never share one, and a finished run is never overwritten.
+
+    Raises
+    ------
+    OSError
+        If the folder cannot be created, naming it.
+    """
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for number in range(1, 10000):
+            run_dir = out_dir / (name if number == 1 else f"{name}_{number}")
+            try:
+                run_dir.mkdir()
+                return run_dir
+            except FileExistsError:
+                continue
+    except OSError as error:
+        raise OSError(error.errno, f"cannot create the output folder {out_dir / name} "
+                      f"({error.strerror}); choose a writable --out_dir") from error
+    raise OSError(f"{out_dir} already holds 9999 runs named {name}; clean it up")
+
+
+def library_versions():
+    """Versions of Python and the libraries a result depends on."""
+    versions = {'python': platform.python_version(), 'numpy': np.__version__}
+    if 'torch' in sys.modules:
+        versions['torch'] = sys.modules['torch'].__version__
+    return versions
+

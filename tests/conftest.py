@@ -1,0 +1,67 @@
+"""Helpers and fixtures shared by the tests: one of each.
+
+- ``rel_error`` and ``numerical_gradient``: the oracle of the gradient checks.
+- ``run_script`` and ``only_run_dir``: the training scripts run as a user runs them.
+- ``SPIRAL``: keyword arguments for a quick ``train`` call on generated data.
+- ``needs_fashion_mnist``: skips a test where Debian's Fashion-MNIST is not installed.
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_utils import DEBIAN_FASHION_MNIST_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = ('train_mlp_numpy.py', 'train_mlp_pytorch.py')
+SPIRAL = dict(dataset='spiral', data_dir='unused', progress=False, plot=False)
+
+needs_fashion_mnist = pytest.mark.skipif(
+    not DEBIAN_FASHION_MNIST_DIR.exists(),
+    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+
+
+def rel_error(x, y, floor=1e-12):
+    """Largest relative error between two arrays; ``floor`` keeps it finite where both are 0."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    return float(np.max(np.abs(x - y) / np.maximum(floor, np.abs(x) + np.abs(y)), initial=0.0))
+
+
+def numerical_gradient(f, x, h=1e-5):
+    """Central-difference gradient of the scalar function ``f()`` with respect to array ``x``.
+
+    The fourth-order stencil (f(x-2h) - 8 f(x-h) + 8 f(x+h) - f(x+2h)) / 12h:
+    its truncation error, of order h^4, stays negligible where the loss curves
+    strongly (batch norm of a small batch, cross-entropy of a small
+    probability), where the error of the two-point difference, h^2 / 6 times
+    the third derivative, reaches a 1e-6 tolerance; its rounding error is about
+    that of the two-point difference. ``x`` is perturbed in place, one entry at
+    a time, and restored, so ``f`` must read ``x`` at call time (as the modules
+    read ``params`` in ``forward``).
+    """
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for index in np.ndindex(*x.shape):
+        original = x[index]
+        values = []
+        for offset in (-2 * h, -h, h, 2 * h):
+            x[index] = original + offset
+            values.append(float(f()))
+        x[index] = original
+        f_minus_2, f_minus_1, f_plus_1, f_plus_2 = values
+        grad[index] = (f_minus_2 - 8 * f_minus_1 + 8 * f_plus_1 - f_plus_2) / (12 * h)
+    return grad
+
+
+def run_script(script, *arguments, cwd, timeout=120, **options):
+    """Run one of the repository's scripts in a fresh interpreter, as a user would."""
+    return subprocess.run([sys.executable, str(REPO / script), *arguments], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, **options)
+
+
+def only_run_dir(out_dir):
+    """The one run folder in ``out_dir``."""
+    run_dirs = [path for path in Path(out_dir).iterdir() if path.is_dir()]
+    assert len(run_dirs) == 1, run_dirs
+    return run_dirs[0]
