@@ -1,27 +1,35 @@
-"""Benchmarks of this repository, one sub-command each.
+"""Benchmarks of this repository against its peers, one sub-command each.
 
-    python benchmark.py train [--data_dir data/] [--repeats 3] [--json PATH]
-    python benchmark.py data [--data_dir data/] [--batch_size 128] [--json PATH]
+    python benchmark.py train [--epochs 7] [--json results/benchmark_train.json]
+    python benchmark.py table [--json results/benchmark_train.json]
+    python benchmark.py data  [--repeats 3] [--json results/benchmark_data.json]
 
-`train` times one training epoch (batch 128, learning rate 0.1, float32) of
-this NumPy MLP, this PyTorch MLP on the CPU, a plain PyTorch eager loop and
-scikit-learn's MLPClassifier, side by side in one run, on the Fashion-MNIST
-shape (784-128-10) and the CIFAR-10 shape (3072-128-10), and compares each with
-the floor: the floating-point operations of the epoch divided by the rate of a
-large float32 matrix product measured in the same run. It also times the main
-job, `python train_mlp_numpy.py` with its defaults, as a whole process.
+`train` times training epochs (batch 128, learning rate 0.1, float32) of this
+NumPy MLP, this PyTorch MLP on the CPU, a plain PyTorch eager loop and, where
+it is installed, scikit-learn's MLPClassifier, on the Fashion-MNIST shape
+(784-128-10) and the CIFAR-10 shape (3072-128-10). Beside them it times the
+NumPy matrix products of the same epoch and nothing else, the floor that the
+NumPy MLP is measured against. It runs everything twice, in a fresh process
+with one thread and in one with all the machine's threads (BLAS and PyTorch
+alike), and in each process it interleaves the systems epoch by epoch, so
+that whatever else the machine does hits them alike; it reports the median of
+the epochs with their min and max. It also times the main job,
+`python train_mlp_numpy.py` with its defaults as a whole process, against ten
+PyTorch-eager epochs in the same process, and sweeps one training step over
+batch sizes and widths. The JSON keeps every measurement; `table` prints the
+README's tables from it.
 
-`data` measures the data pipeline on this machine: loading CIFAR-10 from its
-extracted batches (wall time and peak memory, in a fresh process), and one
-epoch of training batches from our loader against torch's DataLoader over a
-TensorDataset, which gathers and collates one example at a time. Without
-data/cifar-10-batches-py it writes random images of the real size and format
-(50 000 + 10 000) to a temporary folder and loads those.
+`data` measures the data pipeline: loading CIFAR-10 from its extracted
+batches (wall time and peak memory, in a fresh process), and one epoch of
+training batches from our loader against torch's DataLoader over a
+TensorDataset. Without data/cifar-10-batches-py it writes random images of the
+real size and format (50 000 + 10 000) to a temporary folder and loads those.
 """
 import argparse
 import json
 import os
 import pickle
+import platform
 import statistics
 import subprocess
 import sys
@@ -33,11 +41,505 @@ import numpy as np
 
 import cifar10_utils
 from cifar10_utils import get_cifar10, get_dataloader
-from fileio import save_json
+from fileio import load_json, save_json
 
 REPOSITORY = Path(__file__).resolve().parent
 
-# Targets of the data pipeline (issue 3).
+BATCH_SIZE = 128
+LEARNING_RATE = 0.1
+N_HIDDEN = 128
+N_CLASSES = 10
+SHAPES = {'fashion_mnist': ((1, 28, 28), 55000), 'cifar10': ((3, 32, 32), 45000)}
+"""Image shape and number of training images (after validation) of each benchmarked shape."""
+SWEEP = ((16, 128), (128, 128), (512, 128), (128, 512), (128, 2048))
+"""(batch size, hidden width) of the one-step sweep, on 3072 input features."""
+
+MLP_OVER_MATMULS_TARGET = {'fashion_mnist': 1.6, 'cifar10': 1.3}
+MLP_OVER_EAGER_TARGET = {'one thread': 0.9, 'all threads': 1.0}
+MAIN_JOB_OVER_EAGER_TARGET = 1.2
+SWEEP_TARGET = 1.0
+
+
+# ---------------------------------------------------------------------------
+# Measuring
+# ---------------------------------------------------------------------------
+
+def interleaved_seconds(tasks, rounds):
+    """Run every task once per round, in turn, for ``rounds`` rounds.
+
+    Parameters
+    ----------
+    tasks : dict of str to callable
+    rounds : int
+
+    Returns
+    -------
+    dict of str to list of float
+        The wall seconds of each run of each task, in order.
+    """
+    seconds = {name: [] for name in tasks}
+    for _ in range(rounds):
+        for name, task in tasks.items():
+            start = time.perf_counter()
+            task()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def summary(values):
+    """Median, min and max of a list of seconds, and the list itself."""
+    return {'median': statistics.median(values), 'min': min(values), 'max': max(values),
+            'all': list(values)}
+
+
+def machine_facts():
+    """Date, processor, cores, load and library versions: what a timing depends on."""
+    processor = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            processor = next(line.split(':', 1)[1].strip() for line in cpuinfo
+                             if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return {'date': time.strftime('%Y-%m-%d'), 'processor': processor,
+            'cpu_count': os.cpu_count(), 'load_average': os.getloadavg()[0],
+            'python': platform.python_version(), 'numpy': np.__version__}
+
+
+def thread_environment(threads):
+    """The environment of a child process whose BLAS and OpenMP use ``threads`` threads."""
+    names = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
+    return {**os.environ, **{name: str(threads) for name in names}}
+
+
+# ---------------------------------------------------------------------------
+# train: the systems, each a function of (images, labels) returning an epoch
+# ---------------------------------------------------------------------------
+
+def matrix_products_epoch(images, labels):
+    """The matrix products of a NumPy training epoch and nothing else: the
+    forward products of both layers, the weight gradients and the hidden
+    layer's input gradient, written as LinearModule writes them. The gap
+    between this and the NumPy MLP is everything that is not BLAS: the batch
+    gather, activations, loss and parameter updates."""
+    rng = np.random.default_rng(0)
+    n_inputs = int(np.prod(images.shape[1:]))
+    inputs = rng.standard_normal((BATCH_SIZE, n_inputs), dtype=np.float32)
+    grad_hidden = rng.standard_normal((BATCH_SIZE, N_HIDDEN), dtype=np.float32)
+    grad_logits = rng.standard_normal((BATCH_SIZE, N_CLASSES), dtype=np.float32)
+    weight_1 = rng.standard_normal((N_HIDDEN, n_inputs), dtype=np.float32)
+    weight_2 = rng.standard_normal((N_CLASSES, N_HIDDEN), dtype=np.float32)
+    n_batches = len(images) // BATCH_SIZE
+
+    def epoch():
+        for _ in range(n_batches):
+            hidden = inputs @ weight_1.T
+            hidden @ weight_2.T
+            grad_logits.T @ hidden
+            grad_logits @ weight_2
+            grad_hidden.T @ inputs
+    return epoch
+
+
+def quiet_run():
+    """A stand-in for ``runs.TrainingRun`` as ``train_epoch`` uses it: no bar, no Ctrl-C."""
+    from types import SimpleNamespace
+
+    from runs import EpochProgress
+
+    run = SimpleNamespace(stop_requested=False, show_progress=False, epochs_done=0,
+                          settings={'lr': LEARNING_RATE})
+    run.progress = lambda loader: EpochProgress(run, loader, epoch=1)
+    return run
+
+
+def numpy_mlp_epoch(images, labels):
+    """This NumPy MLP, trained by train_mlp_numpy.train_epoch over our loader."""
+    import train_mlp_numpy
+    from cifar10_utils import ArrayDataset, ArrayLoader
+    from mlp_numpy import MLP
+    from modules import SoftmaxCrossEntropyModule
+    from optimizers import SGD
+
+    loader = ArrayLoader(ArrayDataset(images, labels, list(range(N_CLASSES))), BATCH_SIZE,
+                         shuffle=True, drop_last=True, return_numpy=True)
+    model = MLP(int(np.prod(images.shape[1:])), [N_HIDDEN], N_CLASSES, dtype=np.float32,
+                rng=np.random.default_rng(0))
+    optimizer = SGD(model, LEARNING_RATE)
+    loss_module = SoftmaxCrossEntropyModule()
+    return lambda: train_mlp_numpy.train_epoch(model, loader, loss_module, optimizer,
+                                               quiet_run())
+
+
+def pytorch_mlp_epoch(images, labels):
+    """This PyTorch MLP on the CPU, trained by train_mlp_pytorch.train_epoch."""
+    import torch
+
+    import train_mlp_pytorch
+    from cifar10_utils import ArrayDataset, ArrayLoader
+    from mlp_pytorch import MLP
+
+    loader = ArrayLoader(ArrayDataset(images, labels, list(range(N_CLASSES))), BATCH_SIZE,
+                         shuffle=True, drop_last=True, device='cpu')
+    model = MLP(int(np.prod(images.shape[1:])), [N_HIDDEN], N_CLASSES)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    return lambda: train_mlp_pytorch.train_epoch(model, loader, optimizer, quiet_run())
+
+
+def eager_pytorch_epoch(images, labels):
+    """The textbook PyTorch eager loop: nn.Sequential, randperm batches, SGD."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    inputs = torch.from_numpy(images.reshape(len(images), -1))
+    targets = torch.from_numpy(labels)
+    model = nn.Sequential(nn.Linear(inputs.shape[1], N_HIDDEN), nn.ELU(),
+                          nn.Linear(N_HIDDEN, N_CLASSES))
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    n_batches = len(inputs) // BATCH_SIZE
+
+    def epoch():
+        order = torch.randperm(len(inputs))
+        for batch in range(n_batches):
+            indices = order[batch * BATCH_SIZE:(batch + 1) * BATCH_SIZE]
+            loss = F.cross_entropy(model(inputs[indices]), targets[indices])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return epoch
+
+
+def sklearn_epoch(images, labels):
+    """scikit-learn's MLPClassifier, one epoch of the same SGD (ReLU: it has no ELU)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    inputs = images.reshape(len(images), -1)
+
+    def epoch():
+        classifier = MLPClassifier(hidden_layer_sizes=(N_HIDDEN,), activation='relu',
+                                   solver='sgd', learning_rate_init=LEARNING_RATE,
+                                   momentum=0.0, alpha=0.0, batch_size=BATCH_SIZE,
+                                   max_iter=1, shuffle=True, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', ConvergenceWarning)
+            classifier.fit(inputs, labels)
+    return epoch
+
+
+SYSTEMS = {'numpy matrix products only': matrix_products_epoch,
+           'numpy MLP (this)': numpy_mlp_epoch,
+           'pytorch MLP (this, CPU)': pytorch_mlp_epoch,
+           'pytorch eager loop': eager_pytorch_epoch,
+           'scikit-learn MLPClassifier': sklearn_epoch}
+
+
+def has_sklearn():
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def shape_data(name, data_dir, n_train):
+    """Training images and labels of a shape: real data where this machine has it, else
+    random data of the same shape (an epoch's time does not depend on the values)."""
+    from data_utils import DEBIAN_FASHION_MNIST_DIR, get_dataset
+
+    image_shape, _ = SHAPES[name]
+    on_disk = {'fashion_mnist': (Path(data_dir) / 'FashionMNIST' / 'raw').is_dir()
+               or DEBIAN_FASHION_MNIST_DIR.is_dir(),
+               'cifar10': (Path(data_dir) / cifar10_utils.CIFAR10_FOLDER).is_dir()}[name]
+    if on_disk:
+        train = get_dataset(name, data_dir=data_dir)['train']
+        return train.images[:n_train], train.labels[:n_train], 'real data'
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((n_train, *image_shape), dtype=np.float32),
+            rng.integers(0, N_CLASSES, n_train), 'random data of the real shape')
+
+
+def sweep_steps(batch_size, n_hidden, steps):
+    """One task per system, each running ``steps`` training steps of a 3072-``n_hidden``-10
+    MLP on a fixed batch: the NumPy MLP with ``optimizers.SGD``, and PyTorch eager."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from mlp_numpy import MLP
+    from modules import SoftmaxCrossEntropyModule
+    from optimizers import SGD
+
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((batch_size, 3072), dtype=np.float32)
+    labels = rng.integers(0, N_CLASSES, batch_size)
+    model = MLP(3072, [n_hidden], N_CLASSES, dtype=np.float32, rng=rng)
+    optimizer, loss_module = SGD(model, 1e-3), SoftmaxCrossEntropyModule()
+    torch_model = nn.Sequential(nn.Linear(3072, n_hidden), nn.ELU(),
+                                nn.Linear(n_hidden, N_CLASSES))
+    torch_optimizer = torch.optim.SGD(torch_model.parameters(), lr=1e-3)
+    torch_images, torch_labels = torch.from_numpy(images), torch.from_numpy(labels)
+
+    def numpy_steps():
+        for _ in range(steps):
+            loss_module.forward(model.forward(images), labels)
+            model.backward(loss_module.backward())
+            optimizer.step()
+
+    def eager_steps():
+        for _ in range(steps):
+            loss = F.cross_entropy(torch_model(torch_images), torch_labels)
+            torch_optimizer.zero_grad()
+            loss.backward()
+            torch_optimizer.step()
+    return {'numpy MLP (this)': numpy_steps, 'pytorch eager loop': eager_steps}
+
+
+# ---------------------------------------------------------------------------
+# train: one child process per thread count
+# ---------------------------------------------------------------------------
+
+def run_train_worker(args):
+    """Measure every system with the threads of this process; print the results as JSON."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    results = {'threads': args.threads, 'torch': torch.__version__,
+               'load_average_start': os.getloadavg()[0], 'shapes': {}, 'sweep': {}}
+    systems = {name: make for name, make in SYSTEMS.items()
+               if name != 'scikit-learn MLPClassifier' or has_sklearn()}
+    for shape in SHAPES:
+        images, labels, source = shape_data(shape, args.data_dir, args.n_train or SHAPES[shape][1])
+        epochs = {name: make(images, labels) for name, make in systems.items()}
+        for epoch in epochs.values():
+            epoch()  # warm-up: first-touch allocations, lazy initialisation
+        seconds = interleaved_seconds(epochs, args.epochs)
+        results['shapes'][shape] = {
+            'source': source, 'n_samples': len(images) // BATCH_SIZE * BATCH_SIZE,
+            'layers': f"{int(np.prod(images.shape[1:]))}-{N_HIDDEN}-{N_CLASSES}",
+            'seconds': {name: summary(values) for name, values in seconds.items()}}
+    for batch_size, n_hidden in SWEEP:
+        tasks = sweep_steps(batch_size, n_hidden, args.sweep_steps)
+        for task in tasks.values():
+            task()
+        seconds = interleaved_seconds(tasks, args.sweep_repeats)
+        results['sweep'][f"{batch_size}x{n_hidden}"] = {
+            'batch_size': batch_size, 'n_hidden': n_hidden, 'steps': args.sweep_steps,
+            'seconds': {name: summary(values) for name, values in seconds.items()}}
+    results['main_job'] = measure_main_job(args)
+    results['load_average_end'] = os.getloadavg()[0]
+    print(json.dumps(results))
+
+
+def measure_main_job(args):
+    """The main job as a whole process, interleaved with ten PyTorch-eager epochs on the same
+    data in this process: ``python train_mlp_numpy.py`` with its defaults (or, with
+    ``--quick``, one epoch of the spiral against one eager epoch)."""
+    command = [sys.executable, str(REPOSITORY / 'train_mlp_numpy.py'), '--no_progress',
+               '--no_plot', '--data_dir', args.cifar_dir]
+    eager_epochs = 10
+    if args.quick:
+        command += ['--dataset', 'spiral', '--epochs', '1']
+        eager_epochs = 1
+    images, labels, _ = shape_data('cifar10', args.cifar_dir, args.n_train or 45000)
+    eager = eager_pytorch_epoch(images, labels)
+    eager()
+    with tempfile.TemporaryDirectory() as scratch:
+        def main_job():
+            subprocess.run([*command, '--out_dir', scratch], check=True, capture_output=True,
+                           env=thread_environment(args.threads))
+
+        def eager_run():
+            for _ in range(eager_epochs):
+                eager()
+        seconds = interleaved_seconds({'main job': main_job, 'eager epochs': eager_run},
+                                      args.main_job_repeats)
+    return {'command': ' '.join(command[1:]), 'eager_epochs': eager_epochs,
+            'seconds': {name: summary(values) for name, values in seconds.items()}}
+
+
+def write_random_cifar10(data_dir, seed=0, n_per_batch=10000):
+    """Write random uint8 images in CIFAR-10's python format and sizes:
+    data_dir/cifar-10-batches-py with five batches of ``n_per_batch`` images, a
+    test batch and batches.meta. Pickle protocol 4 stores the pixels as raw
+    bytes, as the real (Python 2) files do, so they read as fast as the real ones."""
+    rng = np.random.default_rng(seed)
+    batches_dir = Path(data_dir) / cifar10_utils.CIFAR10_FOLDER
+    batches_dir.mkdir(parents=True)
+    for name in (*cifar10_utils.CIFAR10_TRAIN_BATCHES, cifar10_utils.CIFAR10_TEST_BATCH):
+        batch = {b'data': rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                 b'labels': rng.integers(0, 10, n_per_batch).tolist()}
+        (batches_dir / name).write_bytes(pickle.dumps(batch, protocol=4))
+    meta = {b'label_names': [b'airplane', b'automobile', b'bird', b'cat', b'deer', b'dog',
+                             b'frog', b'horse', b'ship', b'truck']}
+    (batches_dir / cifar10_utils.CIFAR10_META).write_bytes(pickle.dumps(meta, protocol=2))
+
+
+def run_train_benchmark(args):
+    """The `train` sub-command: a child process per thread count, then the tables."""
+    results = {**machine_facts(), 'epochs': args.epochs, 'quick': args.quick, 'runs': {}}
+    if results['load_average'] > 0.5:
+        print(f"warning: load average {results['load_average']:.1f}: other processes are "
+              f"running; BLAS and PyTorch threads slow down badly when they share cores",
+              file=sys.stderr)
+    thread_counts = {'one thread': 1, 'all threads': os.cpu_count()}
+    with tempfile.TemporaryDirectory() as scratch:
+        cifar_dir = args.data_dir
+        if not (Path(cifar_dir) / cifar10_utils.CIFAR10_FOLDER).is_dir():
+            cifar_dir = str(Path(scratch) / 'data')
+            write_random_cifar10(cifar_dir, n_per_batch=2000 if args.quick else 10000)
+        for label, threads in thread_counts.items():
+            command = [sys.executable, __file__, 'train-worker', '--threads', str(threads),
+                       '--cifar_dir', cifar_dir, *worker_flags(args)]
+            finished = subprocess.run(command, capture_output=True, text=True, check=True,
+                                      env=thread_environment(threads))
+            results['runs'][label] = json.loads(finished.stdout.splitlines()[-1])
+    results['load_average_end'] = os.getloadavg()[0]
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    save_json(args.json, results)
+    print_train_results(results)
+    print(f'\nNumbers written to {args.json}; `python benchmark.py table --json {args.json}` '
+          f'prints them as the README tables')
+
+
+def worker_flags(args):
+    """The flags a worker process needs from the `train` command line."""
+    flags = ['--data_dir', args.data_dir, '--epochs', str(args.epochs),
+             '--sweep_steps', str(args.sweep_steps), '--sweep_repeats', str(args.sweep_repeats),
+             '--main_job_repeats', str(args.main_job_repeats)]
+    if args.n_train:
+        flags += ['--n_train', str(args.n_train)]
+    return flags + (['--quick'] if args.quick else [])
+
+
+# ---------------------------------------------------------------------------
+# train: ratios, targets and tables
+# ---------------------------------------------------------------------------
+
+def ratios(run):
+    """The ratios the targets are set on, for one thread count's results.
+
+    Returns
+    -------
+    dict
+        ``'mlp_over_matmuls'`` and ``'mlp_over_eager'`` per shape (of medians),
+        ``'main_job_over_eager'``, and ``'sweep'``: NumPy over eager per point.
+    """
+    def median(seconds, name):
+        return seconds[name]['median']
+
+    out = {'mlp_over_matmuls': {}, 'mlp_over_eager': {}, 'sweep': {}}
+    for shape, result in run['shapes'].items():
+        seconds = result['seconds']
+        mlp = median(seconds, 'numpy MLP (this)')
+        out['mlp_over_matmuls'][shape] = mlp / median(seconds, 'numpy matrix products only')
+        out['mlp_over_eager'][shape] = mlp / median(seconds, 'pytorch eager loop')
+    main_job = run['main_job']['seconds']
+    out['main_job_over_eager'] = median(main_job, 'main job') / median(main_job, 'eager epochs')
+    for point, result in run['sweep'].items():
+        seconds = result['seconds']
+        out['sweep'][point] = (median(seconds, 'numpy MLP (this)')
+                               / median(seconds, 'pytorch eager loop'))
+    return out
+
+
+def verdict(value, target):
+    return f"{value:.2f} (target <= {target:g}) {'ok' if value <= target else 'MISSED'}"
+
+
+def print_train_results(results):
+    """Every measurement with its spread, then each ratio against its target."""
+    print(f"{results['date']}, {results['processor']}, {results['cpu_count']} cores, "
+          f"load average {results['load_average']:.1f} at the start and "
+          f"{results['load_average_end']:.1f} at the end; NumPy {results['numpy']}; "
+          f"medians of {results['epochs']} interleaved epochs [min, max]")
+    for label, run in results['runs'].items():
+        print(f"\n== {label} ({run['threads']}), PyTorch {run['torch']}")
+        for shape, result in run['shapes'].items():
+            print(f"{shape} {result['layers']}, {result['n_samples']} samples "
+                  f"({result['source']})")
+            for system, seconds in result['seconds'].items():
+                print(f"  {system:<28} {seconds['median']:7.3f} s "
+                      f"[{seconds['min']:.3f}, {seconds['max']:.3f}]")
+        main_job = run['main_job']['seconds']
+        print(f"main job (whole process) {main_job['main job']['median']:.2f} s, "
+              f"{run['main_job']['eager_epochs']} eager epochs "
+              f"{main_job['eager epochs']['median']:.2f} s")
+        print("sweep, seconds per step: batch x hidden: numpy / eager")
+        for point, result in run['sweep'].items():
+            numpy_step = result['seconds']['numpy MLP (this)']['median'] / result['steps']
+            eager_step = result['seconds']['pytorch eager loop']['median'] / result['steps']
+            print(f"  {point:>9}: {numpy_step * 1e3:7.3f} ms / {eager_step * 1e3:7.3f} ms")
+        print_targets(label, ratios(run))
+
+
+def print_targets(label, run_ratios):
+    print(f"targets, {label}:")
+    for shape, value in run_ratios['mlp_over_matmuls'].items():
+        print(f"  {shape}: numpy MLP / matrix products = "
+              f"{verdict(value, MLP_OVER_MATMULS_TARGET[shape])}")
+    for shape, value in run_ratios['mlp_over_eager'].items():
+        print(f"  {shape}: numpy MLP / pytorch eager = "
+              f"{verdict(value, MLP_OVER_EAGER_TARGET[label])}")
+    print(f"  main job / eager epochs = "
+          f"{verdict(run_ratios['main_job_over_eager'], MAIN_JOB_OVER_EAGER_TARGET)}")
+    for point, value in run_ratios['sweep'].items():
+        print(f"  sweep {point}: numpy / eager = {verdict(value, SWEEP_TARGET)}")
+
+
+def run_table(args):
+    """The `table` sub-command: the README's tables, from a `train` JSON."""
+    try:
+        results = load_json(args.json)
+    except OSError as error:
+        sys.exit(f"benchmark.py table: error: cannot read {args.json} ({error.strerror}); "
+                 f"run `python benchmark.py train` first")
+    print(f"Measured {results['date']} on {results['processor']}, {results['cpu_count']} "
+          f"cores, load average {results['load_average']:.1f} at the start and "
+          f"{results['load_average_end']:.1f} at the end; NumPy {results['numpy']}, "
+          f"PyTorch {next(iter(results['runs'].values()))['torch']}; seconds per epoch, "
+          f"median of {results['epochs']} interleaved epochs [min, max].\n")
+    print("| threads | shape | NumPy matrix products only | NumPy MLP | PyTorch eager "
+          "| NumPy MLP / matrix products | NumPy MLP / eager |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for label, run in results['runs'].items():
+        run_ratios = ratios(run)
+        for shape, result in run['shapes'].items():
+            cells = [seconds_cell(result['seconds'][name]) for name in
+                     ('numpy matrix products only', 'numpy MLP (this)', 'pytorch eager loop')]
+            print(f"| {run['threads']} | {result['layers']} | {' | '.join(cells)} "
+                  f"| {run_ratios['mlp_over_matmuls'][shape]:.2f} "
+                  f"(≤ {MLP_OVER_MATMULS_TARGET[shape]:g}) "
+                  f"| {run_ratios['mlp_over_eager'][shape]:.2f} "
+                  f"(≤ {MLP_OVER_EAGER_TARGET[label]:g}) |")
+    eager_epochs = next(iter(results['runs'].values()))['main_job']['eager_epochs']
+    print(f"\n| threads | main job, whole process | {eager_epochs} PyTorch-eager epochs | ratio |")
+    print("| --- | --- | --- | --- |")
+    for run in results['runs'].values():
+        seconds = run['main_job']['seconds']
+        print(f"| {run['threads']} | {seconds_cell(seconds['main job'])} "
+              f"| {seconds_cell(seconds['eager epochs'])} "
+              f"| {ratios(run)['main_job_over_eager']:.2f} (≤ {MAIN_JOB_OVER_EAGER_TARGET:g}) |")
+    points = list(next(iter(results['runs'].values()))['sweep'])
+    print("\n| threads | " + " | ".join(f"batch {point.replace('x', ', hidden ')}"
+                                         for point in points) + " |")
+    print("| --- |" + " --- |" * len(points))
+    for run in results['runs'].values():
+        print(f"| {run['threads']} | " + " | ".join(
+            f"{value:.2f}" for value in ratios(run)['sweep'].values()) + " |")
+
+
+def seconds_cell(seconds):
+    return f"{seconds['median']:.3f} [{seconds['min']:.3f}, {seconds['max']:.3f}]"
+
+
+# ---------------------------------------------------------------------------
+# data: the CIFAR-10 pipeline
+# ---------------------------------------------------------------------------
+
 LOAD_SECONDS_TARGET = 2.0
 LOAD_PEAK_GB_TARGET = 1.5
 EPOCH_FRACTION_TARGET = 0.05
@@ -68,23 +570,6 @@ def report_load(data_dir):
     print(json.dumps({'seconds': time.perf_counter() - start,
                       'cpu_seconds': time.process_time() - start_cpu,
                       'peak_before_bytes': before, 'peak_bytes': peak_memory_bytes()}))
-
-
-def write_random_cifar10(data_dir, seed=0):
-    """Write random uint8 images in CIFAR-10's python format and sizes:
-    data_dir/cifar-10-batches-py with five 10 000-image batches, a test batch
-    and batches.meta. Pickle protocol 4 stores the pixels as raw bytes, as the
-    real (Python 2) files do, so they read as fast as the real ones."""
-    rng = np.random.default_rng(seed)
-    batches_dir = Path(data_dir) / cifar10_utils.CIFAR10_FOLDER
-    batches_dir.mkdir(parents=True)
-    for name in (*cifar10_utils.CIFAR10_TRAIN_BATCHES, cifar10_utils.CIFAR10_TEST_BATCH):
-        batch = {b'data': rng.integers(0, 256, (10000, 3072), dtype=np.uint8),
-                 b'labels': rng.integers(0, 10, 10000).tolist()}
-        (batches_dir / name).write_bytes(pickle.dumps(batch, protocol=4))
-    meta = {b'label_names': [b'airplane', b'automobile', b'bird', b'cat', b'deer', b'dog',
-                             b'frog', b'horse', b'ship', b'truck']}
-    (batches_dir / cifar10_utils.CIFAR10_META).write_bytes(pickle.dumps(meta, protocol=2))
 
 
 def measure_load(data_dir, repeats):
@@ -233,313 +718,75 @@ def run_data_benchmark(args):
 
 
 # ---------------------------------------------------------------------------
-# train: seconds per training epoch, side by side with peers and the floor
+# Command line
 # ---------------------------------------------------------------------------
 
-# Targets of the training speed (issue 5).
-NUMPY_OVER_EAGER_TARGET = 0.8
-NUMPY_OVER_FLOOR_TARGET = 1.5
-MAIN_JOB_SECONDS_TARGET = 10.0
-MAIN_JOB_PEAK_GB_TARGET = 2.0
-BATCH_SIZE = 128
-LEARNING_RATE = 0.1
-N_HIDDEN = 128
-N_CLASSES = 10
+def positive_int(text):
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
-def fastest_seconds(task, repeats):
-    """Wall seconds of the fastest of `repeats` runs of `task()`.
-
-    On a shared machine other work only ever adds time, so the fastest run is
-    the best estimate of what the code itself costs (as `timeit` advises).
-    """
-    fastest = float('inf')
-    for _ in range(repeats):
-        start = time.perf_counter()
-        task()
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest
-
-
-def matmul_rate(size=4096, repeats=5):
-    """Floating-point operations per second of a large float32 matrix product."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    b = rng.standard_normal((size, size), dtype=np.float32)
-    return 2 * size ** 3 / fastest_seconds(lambda: a @ b, repeats)
-
-
-def epoch_flops(n_samples, n_inputs):
-    """Operations of one epoch of the n_inputs-128-10 MLP, counting the matrix
-    products only (everything else is linear in the layer widths):
-    forward 2(DH + HC) per sample, weight gradients 2(DH + HC), and the input
-    gradient of the second layer 2HC (the first layer needs none)."""
-    per_sample = 4 * (n_inputs * N_HIDDEN + N_HIDDEN * N_CLASSES) + 2 * N_HIDDEN * N_CLASSES
-    return n_samples * per_sample
-
-
-def benchmark_shapes(data_dir):
-    """The two shapes to time: real data where this machine has it, else random
-    data of the same shape (the time of an epoch does not depend on the values)."""
-    from data_utils import get_dataset
-
-    from data_utils import DEBIAN_FASHION_MNIST_DIR
-
-    on_disk = {'fashion_mnist': (Path(data_dir) / 'FashionMNIST' / 'raw').is_dir()
-                                or DEBIAN_FASHION_MNIST_DIR.is_dir(),
-               'cifar10': (Path(data_dir) / cifar10_utils.CIFAR10_FOLDER).is_dir()}
-    rng = np.random.default_rng(0)
-    shapes = {}
-    for name, image_shape, n_train in (('fashion_mnist', (1, 28, 28), 55000),
-                                       ('cifar10', (3, 32, 32), 45000)):
-        if on_disk[name]:
-            train = get_dataset(name, data_dir=data_dir)['train']
-            images, labels, source = train.images, train.labels, 'real data'
-        else:
-            images = rng.standard_normal((n_train, *image_shape), dtype=np.float32)
-            labels = rng.integers(0, N_CLASSES, n_train)
-            source = 'random data of the real shape'
-        shapes[name] = (images, labels, source)
-    return shapes
-
-
-def matrix_products_epoch(images, labels):
-    """The matrix products of a NumPy training epoch and nothing else: the
-    forward products of both layers, the weight gradients and the hidden
-    layer's input gradient, written as LinearModule writes them. The gap
-    between this and the NumPy MLP is everything that is not BLAS: the batch
-    gather, activations, loss and parameter updates."""
-    rng = np.random.default_rng(0)
-    n_inputs = int(np.prod(images.shape[1:]))
-    inputs = rng.standard_normal((BATCH_SIZE, n_inputs), dtype=np.float32)
-    grad_hidden = rng.standard_normal((BATCH_SIZE, N_HIDDEN), dtype=np.float32)
-    grad_logits = rng.standard_normal((BATCH_SIZE, N_CLASSES), dtype=np.float32)
-    weight_1 = rng.standard_normal((N_HIDDEN, n_inputs), dtype=np.float32)
-    weight_2 = rng.standard_normal((N_CLASSES, N_HIDDEN), dtype=np.float32)
-    n_batches = len(images) // BATCH_SIZE
-
-    def epoch():
-        for _ in range(n_batches):
-            hidden = inputs @ weight_1.T
-            hidden @ weight_2.T
-            grad_logits.T @ hidden
-            grad_logits @ weight_2
-            grad_hidden.T @ inputs
-    return epoch
-
-
-def quiet_run():
-    """A stand-in for ``runs.TrainingRun`` as ``train_epoch`` uses it: no bar, no Ctrl-C."""
-    from types import SimpleNamespace
-
-    from runs import EpochProgress
-
-    run = SimpleNamespace(stop_requested=False, show_progress=False, epochs_done=0,
-                          settings={'lr': LEARNING_RATE})
-    run.progress = lambda loader: EpochProgress(run, loader, epoch=1)
-    return run
-
-
-def numpy_mlp_epoch(images, labels):
-    """This NumPy MLP, trained by train_mlp_numpy.train_epoch over our loader."""
-    import train_mlp_numpy
-    from cifar10_utils import ArrayDataset, ArrayLoader
-    from mlp_numpy import MLP
-    from modules import SoftmaxCrossEntropyModule
-    from optimizers import SGD
-
-    loader = ArrayLoader(ArrayDataset(images, labels, list(range(N_CLASSES))), BATCH_SIZE,
-                         shuffle=True, drop_last=True, return_numpy=True)
-    model = MLP(int(np.prod(images.shape[1:])), [N_HIDDEN], N_CLASSES, dtype=np.float32)
-    optimizer = SGD(model, LEARNING_RATE)
-    loss_module = SoftmaxCrossEntropyModule()
-    return lambda: train_mlp_numpy.train_epoch(model, loader, loss_module, optimizer,
-                                               quiet_run())
-
-
-def pytorch_mlp_epoch(images, labels):
-    """This PyTorch MLP on the CPU, trained by train_mlp_pytorch.train_epoch."""
-    import torch
-
-    import train_mlp_pytorch
-    from cifar10_utils import ArrayDataset, ArrayLoader
-    from mlp_pytorch import MLP
-
-    loader = ArrayLoader(ArrayDataset(images, labels, list(range(N_CLASSES))), BATCH_SIZE,
-                         shuffle=True, drop_last=True, device='cpu')
-    model = MLP(int(np.prod(images.shape[1:])), [N_HIDDEN], N_CLASSES)
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
-    return lambda: train_mlp_pytorch.train_epoch(model, loader, optimizer, quiet_run())
-
-
-def plain_pytorch_epoch(images, labels):
-    """The textbook PyTorch eager loop: nn.Sequential, randperm batches, SGD."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    inputs = torch.from_numpy(images.reshape(len(images), -1))
-    targets = torch.from_numpy(labels)
-    model = nn.Sequential(nn.Linear(inputs.shape[1], N_HIDDEN), nn.ELU(),
-                          nn.Linear(N_HIDDEN, N_CLASSES))
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
-    n_batches = len(inputs) // BATCH_SIZE
-
-    def epoch():
-        order = torch.randperm(len(inputs))
-        for batch in range(n_batches):
-            indices = order[batch * BATCH_SIZE:(batch + 1) * BATCH_SIZE]
-            loss = F.cross_entropy(model(inputs[indices]), targets[indices])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return epoch
-
-
-def sklearn_epoch(images, labels):
-    """scikit-learn's MLPClassifier, one epoch of the same SGD (ReLU: it has no ELU)."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-
-    inputs = images.reshape(len(images), -1)
-
-    def epoch():
-        classifier = MLPClassifier(hidden_layer_sizes=(N_HIDDEN,), activation='relu',
-                                   solver='sgd', learning_rate_init=LEARNING_RATE,
-                                   momentum=0.0, alpha=0.0, batch_size=BATCH_SIZE,
-                                   max_iter=1, shuffle=True, random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', ConvergenceWarning)
-            classifier.fit(inputs, labels)
-    return epoch
-
-
-SYSTEMS = (('numpy: matrix products only', matrix_products_epoch),
-           ('numpy MLP (this)', numpy_mlp_epoch),
-           ('pytorch MLP (this, CPU)', pytorch_mlp_epoch),
-           ('pytorch eager loop', plain_pytorch_epoch),
-           ('scikit-learn MLPClassifier', sklearn_epoch))
-
-
-def measure_main_job(repeats):
-    """Wall time (fastest of `repeats` runs) and peak memory of
-    `python train_mlp_numpy.py` with its defaults, each run a fresh process, on
-    CIFAR-10 from extracted batches (random images of the real size and format
-    where data/ has none)."""
-    import resource
-
-    with tempfile.TemporaryDirectory() as scratch:
-        data_dir = REPOSITORY / 'data'
-        if not (data_dir / cifar10_utils.CIFAR10_FOLDER).is_dir():
-            data_dir = Path(scratch) / 'data'
-            write_random_cifar10(data_dir)
-        command = [sys.executable, str(REPOSITORY / 'train_mlp_numpy.py'), '--data_dir',
-                   str(data_dir), '--out_dir', str(Path(scratch) / 'out'), '--no_progress']
-        seconds = fastest_seconds(
-            lambda: subprocess.run(command, check=True, capture_output=True), repeats)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {'main_job_seconds': seconds, 'main_job_peak_bytes': peak_kib * 1024}
-
-
-def run_train_benchmark(args):
-    """The `train` sub-command."""
-    import platform
-
-    import torch
-    import sklearn
-
-    results = {'date': time.strftime('%Y-%m-%d'), 'machine': platform.machine(),
-               'processor': platform.processor() or platform.machine(),
-               'cpu_count': os.cpu_count(), 'load_average': os.getloadavg()[0],
-               'numpy': np.__version__, 'torch': torch.__version__,
-               'sklearn': sklearn.__version__, 'repeats': args.repeats, 'shapes': {}}
-    if results['load_average'] > 0.5:
-        print(f"warning: load average {results['load_average']:.1f}: other processes "
-              f"are running, and BLAS threads slow down badly when they must share cores")
-    results['matmul_flops_per_second'] = matmul_rate()
-    for shape_name, (images, labels, source) in benchmark_shapes(args.data_dir).items():
-        n_inputs = int(np.prod(images.shape[1:]))
-        n_samples = len(images) // BATCH_SIZE * BATCH_SIZE
-        floor = epoch_flops(n_samples, n_inputs) / results['matmul_flops_per_second']
-        shape = {'source': source, 'layers': f'{n_inputs}-{N_HIDDEN}-{N_CLASSES}',
-                 'n_samples': n_samples, 'floor_seconds': floor, 'seconds': {}}
-        for system, make_epoch in SYSTEMS:
-            epoch = make_epoch(images, labels)
-            epoch()  # warm-up: first-touch allocations, lazy initialisation
-            shape['seconds'][system] = fastest_seconds(epoch, args.repeats)
-        results['shapes'][shape_name] = shape
-    results.update(measure_main_job(min(args.repeats, 3)))
-    print_train_table(results)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    save_json(args.json, results)
-    print(f'Numbers written to {args.json}')
-
-
-def print_train_table(results):
-    """Seconds per epoch with ratios to PyTorch eager and to the floor, and the targets."""
-    print(f"{results['date']}, {results['cpu_count']} cores ({results['processor']}), "
-          f"load average {results['load_average']:.1f} at the start; NumPy "
-          f"{results['numpy']}, PyTorch {results['torch']}, scikit-learn {results['sklearn']}; "
-          f"float32 matrix product at {results['matmul_flops_per_second'] / 1e9:.0f} GFLOP/s; "
-          f"fastest of {results['repeats']} epochs")
-    for shape_name, shape in results['shapes'].items():
-        eager = shape['seconds']['pytorch eager loop']
-        print(f"\n{shape_name} shape {shape['layers']}, {shape['n_samples']} samples "
-              f"({shape['source']})")
-        print(f"{'system':<28} {'s/epoch':>8} {'/ eager':>8} {'/ floor':>8}")
-        for system, seconds in shape['seconds'].items():
-            print(f"{system:<28} {seconds:8.3f} {seconds / eager:8.2f} "
-                  f"{seconds / shape['floor_seconds']:8.2f}")
-        print(f"{'floor (FLOPs / matmul rate)':<28} {shape['floor_seconds']:8.3f}")
-    print('\ntargets')
-    for shape_name, shape in results['shapes'].items():
-        ratio = shape['seconds']['numpy MLP (this)'] / shape['seconds']['pytorch eager loop']
-        print(f"  {shape_name}: numpy / eager = {ratio:.2f} "
-              f"(target <= {NUMPY_OVER_EAGER_TARGET}) "
-              f"{'ok' if ratio <= NUMPY_OVER_EAGER_TARGET else 'MISSED'}")
-    cifar = results['shapes']['cifar10']
-    floor_ratio = cifar['seconds']['numpy MLP (this)'] / cifar['floor_seconds']
-    print(f"  cifar10: numpy / floor = {floor_ratio:.2f} (target <= {NUMPY_OVER_FLOOR_TARGET}) "
-          f"{'ok' if floor_ratio <= NUMPY_OVER_FLOOR_TARGET else 'MISSED'}")
-    seconds, peak_gb = results['main_job_seconds'], results['main_job_peak_bytes'] / 1e9
-    print(f"  python train_mlp_numpy.py (defaults, whole process): {seconds:.1f} s "
-          f"(target < {MAIN_JOB_SECONDS_TARGET:g}) "
-          f"{'ok' if seconds < MAIN_JOB_SECONDS_TARGET else 'MISSED'}, peak memory "
-          f"{peak_gb:.2f} GB (target < {MAIN_JOB_PEAK_GB_TARGET:g}) "
-          f"{'ok' if peak_gb < MAIN_JOB_PEAK_GB_TARGET else 'MISSED'}")
-
-
-def add_train_command(subcommands):
+def add_train_commands(subcommands):
     parser = subcommands.add_parser(
-        'train', help='time a training epoch of this project and its peers')
-    parser.add_argument('--data_dir', default='data/',
-                        help='folder with the data sets (random data of the same '
-                             'shape stands in for what is missing)')
-    parser.add_argument('--repeats', type=int, default=5,
-                        help='epochs timed per system; the fastest is reported')
-    parser.add_argument('--json', default='results/benchmark_train.json',
-                        help='where to write the numbers')
+        'train', help='time training epochs of this project and its peers, 1 and all threads')
+    add_train_flags(parser)
     parser.set_defaults(run=run_train_benchmark)
+    worker = subcommands.add_parser('train-worker')  # one thread count; run by `train`
+    add_train_flags(worker)
+    worker.add_argument('--threads', type=positive_int, required=True)
+    worker.add_argument('--cifar_dir', required=True)
+    worker.set_defaults(run=run_train_worker)
+    table = subcommands.add_parser('table', help="print the README's tables from a `train` JSON")
+    table.add_argument('--json', default='results/benchmark_train.json',
+                       help='the JSON `train` wrote (default: results/benchmark_train.json)')
+    table.set_defaults(run=run_table)
+
+
+def add_train_flags(parser):
+    parser.add_argument('--data_dir', default='data/',
+                        help='folder with the data sets (random data of the same shape '
+                             'stands in for what is missing)')
+    parser.add_argument('--epochs', type=positive_int, default=7,
+                        help='epochs timed per system, interleaved; the median is reported '
+                             '(default: 7)')
+    parser.add_argument('--sweep_steps', type=positive_int, default=60,
+                        help='training steps per timing in the sweep (default: 60)')
+    parser.add_argument('--sweep_repeats', type=positive_int, default=5,
+                        help='timings per system and point of the sweep (default: 5)')
+    parser.add_argument('--main_job_repeats', type=positive_int, default=3,
+                        help='runs of the main job and of the eager epochs (default: 3)')
+    parser.add_argument('--n_train', type=positive_int, default=None,
+                        help='training images per shape (default: the real sizes)')
+    parser.add_argument('--quick', action='store_true',
+                        help='a smoke run: the main job on one spiral epoch, small data')
+    parser.add_argument('--json', default='results/benchmark_train.json',
+                        help='where to write the numbers (default: results/benchmark_train.json)')
 
 
 def add_data_command(subcommands):
     parser = subcommands.add_parser('data', help='time and size the CIFAR-10 data pipeline')
     parser.add_argument('--data_dir', default='data/',
                         help='folder holding cifar-10-batches-py (else random data is used)')
-    parser.add_argument('--batch_size', type=int, default=128)
-    parser.add_argument('--repeats', type=int, default=3,
-                        help='runs of each measurement; the median is reported')
+    parser.add_argument('--batch_size', type=positive_int, default=128,
+                        help='images per batch (default: 128)')
+    parser.add_argument('--repeats', type=positive_int, default=3,
+                        help='runs of each measurement; the median is reported (default: 3)')
     parser.add_argument('--json', default='results/benchmark_data.json',
-                        help='where to write the numbers')
+                        help='where to write the numbers (default: results/benchmark_data.json)')
     parser.set_defaults(run=run_data_benchmark)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    subcommands = parser.add_subparsers(title='benchmarks', dest='benchmark', required=True)
-    add_train_command(subcommands)
+    subcommands = parser.add_subparsers(title='benchmarks', dest='benchmark', required=True,
+                                        metavar='{train,table,data}')
+    add_train_commands(subcommands)
     add_data_command(subcommands)
     args = parser.parse_args(argv)
     args.run(args)

@@ -1,0 +1,60 @@
+"""benchmark.py on a tiny budget: every system is measured with one thread and with all,
+the JSON keeps every timing, and the README's tables come out of it."""
+import json
+
+import pytest
+
+from conftest import run_script
+
+TINY = ['--quick', '--epochs', '2', '--n_train', '256', '--sweep_steps', '2',
+        '--sweep_repeats', '2', '--main_job_repeats', '1']
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('benchmark')
+    result = run_script('benchmark.py', 'train', *TINY, '--json', str(folder / 'train.json'),
+                        cwd=folder, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return folder, result.stdout, json.loads((folder / 'train.json').read_text())
+
+
+def test_train_measures_every_system_with_one_and_all_threads(tiny_run):
+    _, stdout, results = tiny_run
+    assert set(results['runs']) == {'one thread', 'all threads'}
+    assert results['runs']['one thread']['threads'] == 1
+    for run in results['runs'].values():
+        assert set(run['shapes']) == {'fashion_mnist', 'cifar10'}
+        for shape in run['shapes'].values():
+            for name in ('numpy matrix products only', 'numpy MLP (this)',
+                         'pytorch MLP (this, CPU)', 'pytorch eager loop'):
+                seconds = shape['seconds'][name]
+                assert len(seconds['all']) == 2
+                assert seconds['min'] <= seconds['median'] <= seconds['max']
+        assert len(run['sweep']) == 5
+        assert len(run['main_job']['seconds']['main job']['all']) == 1
+    assert stdout.count('numpy MLP / matrix products =') == 4
+    assert 'main job / eager epochs' in stdout and 'sweep 128x2048' in stdout
+
+
+def test_table_prints_the_readme_tables(tiny_run):
+    folder, _, results = tiny_run
+    result = run_script('benchmark.py', 'table', '--json', str(folder / 'train.json'),
+                        cwd=folder)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"Measured {results['date']}")
+    rows = [line for line in lines if line.startswith('| 1 |') or line.startswith('| 2 |')]
+    assert len(rows) == 2 * 2 + 2 + 2  # epochs per shape, main job, sweep; per thread count
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (['data', '--repeats', '0'], 'argument --repeats: must be at least 1, got 0'),
+    (['data', '--batch_size', '0'], 'argument --batch_size: must be at least 1, got 0'),
+    (['train', '--epochs', '-1'], 'argument --epochs: must be at least 1, got -1'),
+    (['table', '--json', 'missing.json'], 'cannot read missing.json'),
+])
+def test_bad_arguments_are_one_line_errors(arguments, message, tmp_path):
+    result = run_script('benchmark.py', *arguments, cwd=tmp_path)
+    assert result.returncode in (1, 2) and message in result.stderr
+    assert 'Traceback' not in result.stderr
