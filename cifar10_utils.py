@@ -2,7 +2,9 @@
 
 `get_cifar10` reads the python version of CIFAR-10 (downloading it on first
 use) into three `ArrayDataset`s; `get_dataloader` wraps them in loaders that
-cut mini-batches out of the whole arrays, with no per-image Python work.
+cut mini-batches out of the whole arrays, with no per-image Python work. The
+files are pickles, read by `CifarUnpickler`, which builds arrays, bytes and
+containers and refuses anything else, so a doctored file never runs code.
 
     >>> datasets = get_cifar10('data/')
     >>> loaders = get_dataloader(datasets, batch_size=128)
@@ -35,6 +37,7 @@ CIFAR10_TRAIN_BATCHES = tuple(f'data_batch_{number}' for number in range(1, 6))
 CIFAR10_TEST_BATCH = 'test_batch'
 CIFAR10_META = 'batches.meta'
 CIFAR10_IMAGE_SHAPE = (3, 32, 32)
+CIFAR10_N_CLASSES = 10
 
 # Per-channel (red, green, blue) statistics of the training images scaled to [0, 1].
 CIFAR10_MEAN = (0.491, 0.482, 0.447)
@@ -430,17 +433,71 @@ def ensure_cifar10_batches(data_dir):
     return batches_dir
 
 
+class ForbiddenGlobalError(pickle.UnpicklingError):
+    """A pickle named a global that a CIFAR-10 file never holds; its text is the name."""
+
+
+def _array_from_buffer(buffer, dtype, shape, order):
+    """Rebuild an array pickled with protocol 5 (what numpy's ``_frombuffer`` does)."""
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
+
+
+def _latin1_bytes(text, encoding):
+    """Rebuild bytes pickled by Python 3 with protocol 0 to 2: ``_codecs.encode(text, 'latin1')``.
+
+    Latin-1 maps the code points 0-255 to the byte of the same value and
+    calls nothing else. Every other codec is refused: looking one up can
+    import a module, and some (zlib, bz2) expand their input.
+    """
+    if encoding != 'latin1' or not isinstance(text, str):
+        raise ForbiddenGlobalError(f'_codecs.encode with {encoding!r}')
+    return text.encode('latin-1')
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """An unpickler that can build what CIFAR-10's files hold and nothing else.
+
+    A pickle can name any importable callable and have it called. The files
+    of CIFAR-10 (written by Python 2: bytes as ``str``, numpy named
+    ``numpy.core.multiarray``), and copies re-pickled by Python 3 with
+    protocols 2 to 5, name only numpy's array and dtype rebuilding and
+    Python 3's bytes rebuilding, so those are the only globals allowed.
+    Dicts, lists, tuples, numbers and strings are pickle opcodes, not globals.
+    """
+
+    _rebuild_array = np.empty(0).__reduce__()[0]  # numpy's _reconstruct, in 1.x and 2.x alike
+    ALLOWED_GLOBALS = {
+        ('numpy.core.multiarray', '_reconstruct'): _rebuild_array,
+        ('numpy._core.multiarray', '_reconstruct'): _rebuild_array,
+        ('numpy.core.numeric', '_frombuffer'): _array_from_buffer,
+        ('numpy._core.numeric', '_frombuffer'): _array_from_buffer,
+        ('numpy', 'ndarray'): np.ndarray,
+        ('numpy', 'dtype'): np.dtype,
+        ('_codecs', 'encode'): _latin1_bytes,
+    }
+
+    def find_class(self, module, name):
+        allowed = self.ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
+            raise ForbiddenGlobalError(f'{module}.{name}')
+        return allowed
+
+
 def _unpickle(path):
-    """Load one pickle of the CIFAR-10 python version (bytes keys)."""
+    """Load one pickle of the CIFAR-10 python version (bytes keys), running no code from it."""
+    fix = (f'Delete the folder {Path(path).parent} and run again to extract it anew from '
+           f'the official {CIFAR10_ARCHIVE}.')
     try:
         with open(path, 'rb') as file:
-            return pickle.load(file, encoding='bytes')
+            return CifarUnpickler(file, encoding='bytes').load()
     except OSError:
         raise
+    except ForbiddenGlobalError as error:
+        raise CorruptDataError(f'{path} is not a plain CIFAR-10 file: it asks to call {error}, '
+                               f'which was refused (nothing in it was run). {fix}') from None
     except Exception as error:  # damaged pickles fail in many ways: EOFError, UnpicklingError, ...
         raise CorruptDataError(
-            f'{path} is truncated or corrupt ({type(error).__name__}: {error}). Delete the '
-            f'folder {Path(path).parent} and run again to extract it anew.') from error
+            f'{path} is truncated or corrupt ({type(error).__name__}: {error}). {fix}') from error
 
 
 def read_cifar10_batch(path):
@@ -457,30 +514,50 @@ def read_cifar10_batch(path):
     batch = _unpickle(path)
     if not isinstance(batch, dict):
         batch = {}
-    raw_images = batch.get(b'data')
-    labels = np.asarray(batch.get(b'labels', []))
+    raw_images, labels = batch.get(b'data'), _integer_array(batch.get(b'labels'))
     row_bytes = int(np.prod(CIFAR10_IMAGE_SHAPE))
     images_ok = (isinstance(raw_images, np.ndarray) and raw_images.dtype == np.uint8
                  and raw_images.ndim == 2 and raw_images.shape[1] == row_bytes)
-    labels_ok = (images_ok and labels.shape == (len(raw_images),)
-                 and np.issubdtype(labels.dtype, np.integer)
-                 and 0 <= labels.min(initial=0) and labels.max(initial=0) <= 9)
+    labels_ok = (images_ok and labels is not None and labels.shape == (len(raw_images),)
+                 and 0 <= labels.min(initial=0)
+                 and labels.max(initial=0) < CIFAR10_N_CLASSES)
     if not (images_ok and labels_ok):
         raise CorruptDataError(
             f"{path} is not a CIFAR-10 batch (expected b'data' uint8 (n, {row_bytes}) and n "
-            f"b'labels' in 0..9). Delete the folder {Path(path).parent} and run again to "
-            'extract it anew.')
+            f"b'labels' in 0..{CIFAR10_N_CLASSES - 1}). Delete the folder "
+            f'{Path(path).parent} and run again to extract it anew.')
     return raw_images.reshape(-1, *CIFAR10_IMAGE_SHAPE), labels.astype(np.int64)
 
 
+def _integer_array(labels):
+    """`labels` (a list of ints, or an array) as a 1-D integer array; None if it is neither."""
+    if isinstance(labels, list) and all(type(label) is int for label in labels):
+        labels = np.array(labels)
+    if (not isinstance(labels, np.ndarray) or labels.ndim != 1
+            or not np.issubdtype(labels.dtype, np.integer)):
+        return None
+    return labels
+
+
 def read_cifar10_classes(path):
-    """Read the class names from CIFAR-10's batches.meta."""
+    """Read the ten class names from CIFAR-10's batches.meta (b'label_names': ten bytes)."""
     meta = _unpickle(path)
     names = meta.get(b'label_names') if isinstance(meta, dict) else None
-    if not names:
-        raise CorruptDataError(f"{path} has no b'label_names'. Delete the folder "
-                               f'{Path(path).parent} and run again to extract it anew.')
-    return [name.decode() for name in names]
+    if (not isinstance(names, (list, tuple)) or len(names) != CIFAR10_N_CLASSES
+            or not all(isinstance(name, bytes) for name in names)):
+        raise CorruptDataError(f"{path} is not CIFAR-10's batches.meta (expected b'label_names' "
+                               f'holding {CIFAR10_N_CLASSES} byte strings, got '
+                               f'{_describe(names)}). Delete the folder {Path(path).parent} '
+                               'and run again to extract it anew.')
+    return [name.decode('utf-8', errors='replace') for name in names]
+
+
+def _describe(names):
+    """What an unpickled `names` is, for an error message: '3 of type bytes', 'NoneType'."""
+    if not isinstance(names, (list, tuple)):
+        return type(names).__name__
+    item_types = ', '.join(sorted({type(name).__name__ for name in names})) or 'nothing'
+    return f'{len(names)} of type {item_types}'
 
 
 def get_cifar10(data_dir='data/', validation_size=5000):
@@ -508,7 +585,8 @@ def get_cifar10(data_dir='data/', validation_size=5000):
     DownloadError
         The data is absent and cannot be downloaded.
     CorruptDataError
-        A file on disk is truncated, incomplete or not CIFAR-10.
+        A file on disk is truncated, incomplete, not CIFAR-10, or asks to run
+        code (the pickles are read by `CifarUnpickler`, which refuses that).
     """
     batches_dir = ensure_cifar10_batches(data_dir)
     classes = read_cifar10_classes(batches_dir / CIFAR10_META)
