@@ -1,10 +1,11 @@
 """CIFAR-10 in memory, and the mini-batch loaders every training script uses.
 
 `get_cifar10` reads the python version of CIFAR-10 (downloading it on first
-use) into three `ArrayDataset`s; `get_dataloader` wraps them in loaders that
-cut mini-batches out of the whole arrays, with no per-image Python work. The
-files are pickles, read by `CifarUnpickler`, which builds arrays, bytes and
-containers and refuses anything else, so a doctored file never runs code.
+use) into three `ArrayDataset`s, split exactly as the official assignment
+splits them; `get_dataloader` wraps them in loaders that cut mini-batches out
+of the whole arrays, with no per-image Python work. The files are pickles,
+read by `CifarUnpickler`, which builds arrays, bytes and containers and
+refuses anything else, so a doctored file never runs code.
 
     >>> datasets = get_cifar10('data/')
     >>> loaders = get_dataloader(datasets, batch_size=128)
@@ -43,9 +44,10 @@ CIFAR10_N_CLASSES = 10
 CIFAR10_MEAN = (0.491, 0.482, 0.447)
 CIFAR10_STD = (0.247, 0.243, 0.262)
 
-# The validation split is drawn with this seed whatever the training seed, so
-# every run of every script validates on the same images.
-SPLIT_SEED = 0
+# The official assignment draws its validation split with torch's random_split
+# and this file holds that split's permutation, so that NumPy alone can apply it.
+CIFAR10_SPLIT_PERMUTATION = Path(__file__).with_name('cifar10_split_permutation.npy')
+CIFAR10_POOL_SIZE = 50000
 
 SPLITS = ('train', 'validation', 'test')
 DOWNLOAD_CHUNK_BYTES = 1 << 20
@@ -276,14 +278,15 @@ def standardise_uint8(raw_images, mean, std):
     return images.reshape(raw_images.shape)
 
 
-def make_splits(pool_images, pool_labels, test_images, test_labels, classes, validation_size,
-                mean=None, std=None, split_seed=SPLIT_SEED):
-    """Draw a validation split from the training pool and wrap the three splits.
+def make_splits(pool_images, pool_labels, test_images, test_labels, classes, order,
+                validation_size, mean=None, std=None):
+    """Split the training pool in the given order and wrap the three splits.
 
-    The pool is permuted once with `split_seed`; the first `validation_size`
-    examples of that order are the validation split, the rest the training
-    split. Both end up as contiguous halves of one array, so no copy of the
-    float images is ever made.
+    The training split is the first ``len(order) - validation_size`` examples
+    of `order`, the validation split the last `validation_size`, each in that
+    order (as `torch.utils.data.random_split` cuts its permutation). Both end
+    up as contiguous halves of one array, so no copy of the float images is
+    ever made.
 
     Parameters
     ----------
@@ -293,13 +296,13 @@ def make_splits(pool_images, pool_labels, test_images, test_labels, classes, val
         The test split, kept in its order.
     classes : sequence of str
         Class names.
+    order : np.ndarray
+        A permutation of ``range(N)``.
     validation_size : int
         Examples moved from the pool to the validation split.
     mean, std : sequence of float, optional
         When given, the images are uint8 and are standardised per channel
         with `standardise_uint8`.
-    split_seed : int
-        Seed of the permutation that draws the validation split.
 
     Returns
     -------
@@ -307,16 +310,14 @@ def make_splits(pool_images, pool_labels, test_images, test_labels, classes, val
         Keys 'train', 'validation', 'test'.
     """
     validation_size = check_validation_size(validation_size, len(pool_labels))
-    order = np.random.default_rng(split_seed).permutation(len(pool_labels))
     pool_images, pool_labels = pool_images[order], pool_labels[order]
     if mean is not None:
         pool_images = standardise_uint8(pool_images, mean, std)
         test_images = standardise_uint8(test_images, mean, std)
+    n_train = len(pool_labels) - validation_size
     return {
-        'train': ArrayDataset(pool_images[validation_size:], pool_labels[validation_size:],
-                              classes),
-        'validation': ArrayDataset(pool_images[:validation_size],
-                                   pool_labels[:validation_size], classes),
+        'train': ArrayDataset(pool_images[:n_train], pool_labels[:n_train], classes),
+        'validation': ArrayDataset(pool_images[n_train:], pool_labels[n_train:], classes),
         'test': ArrayDataset(test_images, test_labels, classes),
     }
 
@@ -560,8 +561,57 @@ def _describe(names):
     return f'{len(names)} of type {item_types}'
 
 
+def load_split_permutation(path=CIFAR10_SPLIT_PERMUTATION):
+    """The permutation of CIFAR-10's 50 000 training indices that the official split uses.
+
+    The official assignment splits with ``random_split(train, [50000 - v, v],
+    generator=torch.Generator().manual_seed(42))``, which draws
+    ``torch.randperm(50000, generator=torch.Generator().manual_seed(42))`` and
+    gives training its first ``50000 - v`` indices and validation its last
+    ``v``, whatever ``v`` is. The file holds that permutation as uint16, so that
+    the NumPy path needs no torch. It was made, and is remade, with::
+
+        import numpy as np, torch
+        permutation = torch.randperm(50000, generator=torch.Generator().manual_seed(42))
+        np.save('cifar10_split_permutation.npy', permutation.numpy().astype(np.uint16))
+
+    Raises
+    ------
+    CorruptDataError
+        The file is missing, unreadable, or not a uint16 permutation of 0..49999.
+    """
+    fix = (f'Restore it with `git checkout -- {Path(path).name}`, or remake it as the '
+           'docstring of cifar10_utils.load_split_permutation shows.')
+    try:
+        permutation = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise CorruptDataError(f'{path} cannot be read ({error}). {fix}') from error
+    if not (isinstance(permutation, np.ndarray) and permutation.shape == (CIFAR10_POOL_SIZE,)
+            and permutation.dtype == np.uint16
+            and np.array_equal(np.bincount(permutation), np.ones(CIFAR10_POOL_SIZE))):
+        raise CorruptDataError(f'{path} is damaged: it is not a uint16 permutation of the '
+                               f'{CIFAR10_POOL_SIZE} training indices. {fix}')
+    return permutation.astype(np.intp)
+
+
+def official_split_order(n_pool):
+    """The order in which the official split takes CIFAR-10's `n_pool` training images.
+
+    For the full 50 000 it is `load_split_permutation()`: training takes its
+    first ``50000 - v`` indices and validation its last ``v``. A smaller pool
+    (a trimmed copy, a test's tiny CIFAR-10) takes the same permutation without
+    the indices it lacks.
+    """
+    if n_pool > CIFAR10_POOL_SIZE:
+        raise CorruptDataError(f'the training batches hold {n_pool} images, more than the '
+                               f'{CIFAR10_POOL_SIZE} of CIFAR-10. Replace them with the '
+                               f'official {CIFAR10_ARCHIVE}.')
+    permutation = load_split_permutation()
+    return permutation[permutation < n_pool]
+
+
 def get_cifar10(data_dir='data/', validation_size=5000):
-    """Load CIFAR-10 into memory, normalised, with a validation split.
+    """Load CIFAR-10 into memory, normalised, with the official validation split.
 
     Parameters
     ----------
@@ -569,16 +619,18 @@ def get_cifar10(data_dir='data/', validation_size=5000):
         Folder holding (or to receive) cifar-10-batches-py/ and
         cifar-10-python.tar.gz; torchvision's CIFAR10 root works as is.
     validation_size : int
-        Number of training images moved to the validation split, drawn by a
-        permutation with the fixed seed `SPLIT_SEED`.
+        Number of training images moved to the validation split.
 
     Returns
     -------
     dict of str to ArrayDataset
         'train' (50000 - validation_size images), 'validation' and 'test'
-        (10000 images, in file order). Images are float32 (N, 3, 32, 32), as
+        (10000 images, in file order). The training and validation splits are
+        the official assignment's, member for member and in its order
+        (`official_split_order`). Images are float32 (N, 3, 32, 32), as
         torchvision's ToTensor lays them out, with ``(x / 255 - CIFAR10_MEAN)
-        / CIFAR10_STD`` per channel; labels int64.
+        / CIFAR10_STD`` per channel (within 1e-6 of torchvision's float32
+        result); labels int64.
 
     Raises
     ------
@@ -596,4 +648,5 @@ def get_cifar10(data_dir='data/', validation_size=5000):
     del train_batches
     test_images, test_labels = read_cifar10_batch(batches_dir / CIFAR10_TEST_BATCH)
     return make_splits(pool_images, pool_labels, test_images, test_labels, classes,
-                       validation_size, mean=CIFAR10_MEAN, std=CIFAR10_STD)
+                       official_split_order(len(pool_labels)), validation_size,
+                       mean=CIFAR10_MEAN, std=CIFAR10_STD)

@@ -22,8 +22,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cifar10_utils import (ArrayDataset, ArrayLoader, CorruptDataError, DownloadError,
-                           download_file, get_cifar10, get_dataloader, make_splits)
+from cifar10_utils import (CIFAR10_POOL_SIZE, ArrayDataset, ArrayLoader, CorruptDataError,
+                           DownloadError, check_validation_size, download_file, get_cifar10,
+                           get_dataloader, make_splits)
 
 __all__ = ['DATASETS', 'ArrayDataset', 'ArrayLoader', 'CorruptDataError', 'DownloadError',
            'default_validation_size', 'get_dataset', 'pool_size', 'get_dataloader', 'get_fashion_mnist',
@@ -31,6 +32,9 @@ __all__ = ['DATASETS', 'ArrayDataset', 'ArrayLoader', 'CorruptDataError', 'Downl
 
 DATASETS = ('cifar10', 'fashion_mnist', 'mnist', 'spiral')
 IMAGE_VALIDATION_SIZE = 5000
+# MNIST and Fashion-MNIST draw their validation split with this seed whatever
+# the training seed, so every run validates on the same images.
+IMAGE_SPLIT_SEED = 0
 
 # Where Debian's package dataset-fashion-mnist installs the four gzipped IDX files.
 DEBIAN_FASHION_MNIST_DIR = Path('/usr/share/datasets/fashion-mnist')
@@ -198,15 +202,28 @@ def _uint8_mean_std(raw_images, rows_per_chunk=10000):
     return mean, np.sqrt(variance)
 
 
+def seeded_split_order(n_pool, validation_size, seed):
+    """A permutation of ``range(n_pool)`` drawn from `seed`, validation last.
+
+    The validation split is the first `validation_size` indices of
+    ``np.random.default_rng(seed).permutation(n_pool)``, the training split
+    the rest; the order returned puts the training indices first, as
+    `make_splits` takes it.
+    """
+    validation_size = check_validation_size(validation_size, n_pool)
+    return np.roll(np.random.default_rng(seed).permutation(n_pool), -validation_size)
+
+
 def _get_idx_image_set(image_set, data_dir, validation_size, other_folders=()):
     """Load an MNIST-format data set as the three splits, standardised."""
     paths = _locate_idx_files(image_set, data_dir, other_folders)
     pool_images, pool_labels = _read_image_pair(paths[IDX_TRAIN_IMAGES], paths[IDX_TRAIN_LABELS])
     test_images, test_labels = _read_image_pair(paths[IDX_TEST_IMAGES], paths[IDX_TEST_LABELS])
     mean, std = _uint8_mean_std(pool_images)
+    order = seeded_split_order(len(pool_labels), validation_size, IMAGE_SPLIT_SEED)
     return make_splits(pool_images[:, np.newaxis], pool_labels,
                        test_images[:, np.newaxis], test_labels,
-                       image_set.classes, validation_size, mean=(mean,), std=(std,))
+                       image_set.classes, order, validation_size, mean=(mean,), std=(std,))
 
 
 def get_mnist(data_dir='data/', validation_size=IMAGE_VALIDATION_SIZE):
@@ -276,8 +293,8 @@ def get_spiral(validation_size=None, n_classes=SPIRAL_CLASSES,
     test, pool = test_order[:n_points // 5], test_order[n_points // 5:]
     return make_splits(points[pool].astype(np.float32), labels[pool],
                        points[test].astype(np.float32), labels[test],
-                       [f'arm {k}' for k in range(n_classes)], validation_size,
-                       split_seed=seed)
+                       [f'arm {k}' for k in range(n_classes)],
+                       seeded_split_order(len(pool), validation_size, seed), validation_size)
 
 
 def default_validation_size(name, **options):
@@ -300,7 +317,7 @@ def pool_size(name):
     if name == 'spiral':
         n_points = SPIRAL_CLASSES * SPIRAL_POINTS_PER_CLASS
         return n_points - n_points // 5
-    return {'cifar10': 50000, 'fashion_mnist': 60000, 'mnist': 60000}[name]
+    return {'cifar10': CIFAR10_POOL_SIZE, 'fashion_mnist': 60000, 'mnist': 60000}[name]
 
 
 def _check_name(name):

@@ -444,6 +444,99 @@ def test_training_script_refuses_meta_with_three_names(tmp_path, cifar_raw):
     assert 'batches.meta' in line and 'got 3 of type bytes' in line
 
 
+# ---------------------------------------------------------------- CIFAR-10 as the official pipeline gives it
+
+def torch_random_split(n_examples, validation_size):
+    """The official split's training and validation indices, from torch itself."""
+    torch = pytest.importorskip('torch')
+    train, validation = torch.utils.data.random_split(
+        torch.utils.data.TensorDataset(torch.arange(n_examples)),
+        [n_examples - validation_size, validation_size],
+        generator=torch.Generator().manual_seed(42))
+    return list(train.indices), list(validation.indices)
+
+
+def test_split_permutation_file_is_torch_randperm_seed_42():
+    torch = pytest.importorskip('torch')
+    regenerated = torch.randperm(50000, generator=torch.Generator().manual_seed(42)).numpy()
+    stored = np.load(cifar10_utils.CIFAR10_SPLIT_PERMUTATION, allow_pickle=False)
+    assert stored.dtype == np.uint16 and stored.shape == (50000,)
+    np.testing.assert_array_equal(stored, regenerated)
+    np.testing.assert_array_equal(cifar10_utils.load_split_permutation(), regenerated)
+
+
+@pytest.mark.parametrize('validation_size', [0, 10, 5000])
+def test_split_order_is_random_splits(validation_size):
+    train, validation = torch_random_split(50000, validation_size)
+    order = cifar10_utils.official_split_order(50000)
+    assert order[:50000 - validation_size].tolist() == train
+    assert order[50000 - validation_size:].tolist() == validation
+
+
+def test_full_size_cifar10_splits_are_the_official_ones(tmp_path):
+    """50 000 training images in the real format, each carrying its index in two pixels."""
+    index = np.arange(50000)
+    rows = np.zeros((50000, 3072), dtype=np.uint8)
+    rows[:, 0], rows[:, 1] = index // 256, index % 256
+    contents = {f'data_batch_{number + 1}': cifar10_batch(
+        'batch', rows[number * 10000:(number + 1) * 10000], index[number * 10000:][:10000] % 10)
+        for number in range(5)}
+    contents['test_batch'] = cifar10_batch('test', rows[:20], index[:20] % 10)
+    contents['batches.meta'] = {b'label_names': list(CLASS_NAMES)}
+    data_dir = write_cifar10(tmp_path, contents, 'python2')
+    del rows, contents
+    cifar = get_cifar10(data_dir, validation_size=5000)
+    for split, expected in zip(('train', 'validation'), torch_random_split(50000, 5000)):
+        first_pixels = raw_rows_of(cifar[split], columns=slice(0, 2)).astype(int)
+        assert (first_pixels[:, 0] * 256 + first_pixels[:, 1]).tolist() == expected
+        assert cifar[split].labels.tolist() == [i % 10 for i in expected]
+
+
+def test_smaller_pool_takes_the_permutation_without_missing_indices(cifar, cifar_raw):
+    permutation = np.load(cifar10_utils.CIFAR10_SPLIT_PERMUTATION)
+    order = permutation[permutation < N_POOL]
+    expected = {'train': order[:N_POOL - VALIDATION_SIZE],
+                'validation': order[N_POOL - VALIDATION_SIZE:]}
+    for split, pool_indices in expected.items():
+        np.testing.assert_array_equal(raw_rows_of(cifar[split]),
+                                      cifar_raw['train_rows'][pool_indices])
+        np.testing.assert_array_equal(cifar[split].labels, cifar_raw['train_labels'][pool_indices])
+    with pytest.raises(CorruptDataError, match='50001 images, more than the 50000 of CIFAR-10'):
+        cifar10_utils.official_split_order(50001)
+
+
+@pytest.mark.parametrize('damage', ['missing', 'truncated', 'int64', 'repeated index',
+                                    'object array', 'wrong length'])
+def test_damaged_split_permutation_is_named(tmp_path, damage):
+    good = np.load(cifar10_utils.CIFAR10_SPLIT_PERMUTATION)
+    path = tmp_path / 'cifar10_split_permutation.npy'
+    if damage == 'truncated':
+        path.write_bytes(cifar10_utils.CIFAR10_SPLIT_PERMUTATION.read_bytes()[:5000])
+    elif damage == 'int64':
+        np.save(path, good.astype(np.int64))
+    elif damage == 'repeated index':
+        np.save(path, np.concatenate([good[:-1], good[:1]]))
+    elif damage == 'object array':
+        np.save(path, good.astype(object), allow_pickle=True)
+    elif damage == 'wrong length':
+        np.save(path, good[:49999])
+    with pytest.raises(CorruptDataError, match=r'cifar10_split_permutation.npy .*git checkout'):
+        cifar10_utils.load_split_permutation(path)
+
+
+def test_cifar10_normalisation_equals_torchvisions_float32(cifar, cifar_raw):
+    """ToTensor then Normalize as torchvision computes them: x / 255, then (x - mean) / std,
+    each step in float32, with mean and std as float32 tensors."""
+    torch = pytest.importorskip('torch')
+    raw = torch.from_numpy(cifar_raw['test_rows'].reshape(-1, 3, 32, 32))
+    assert all(len(np.unique(raw[:, channel])) == 256 for channel in range(3))
+    mean = torch.tensor(CIFAR10_MEAN, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(CIFAR10_STD, dtype=torch.float32).view(3, 1, 1)
+    torchvision_images = ((raw.to(torch.float32).div(255) - mean) / std).numpy()
+    largest_difference = np.abs(cifar['test'].images - torchvision_images).max()
+    assert largest_difference <= 1e-6  # measured: 4.8e-7, 4 float32 roundings of values near 2
+
+
 # ---------------------------------------------------------------- download
 
 def test_download_then_extract_then_reuse(tmp_path, cifar_archive, cifar):
