@@ -12,11 +12,13 @@ import io
 import os
 import pickle
 import pickletools
+import re
 import shlex
 import struct
 import subprocess
 import sys
 import tarfile
+import tracemalloc
 import urllib.error
 import urllib.request
 import zlib
@@ -767,6 +769,82 @@ def test_read_idx_rejects_wrong_magic_and_truncation(tmp_path):
     path.write_bytes(gzip.compress(content)[:-20])
     with pytest.raises(CorruptDataError, match='truncated or corrupt gzip'):
         read_idx(path)
+
+
+def idx_header(type_code, shape):
+    return bytes([0, 0, type_code, len(shape)]) + b''.join(size.to_bytes(4, 'big')
+                                                            for size in shape)
+
+
+def gzip_bomb(content, expanded_gib):
+    """`content` gzipped, then gzip members of zeros that expand to `expanded_gib` GiB
+    more: a few MB on disk, read as one stream (gzip joins its members)."""
+    zeros_member = gzip.compress(bytes(16 << 20), compresslevel=9)
+    return gzip.compress(content) + zeros_member * (64 * expanded_gib)
+
+
+BROKEN_IDX_IMAGES = {
+    '255 dimensions': (idx_header(0x08, (1,) * 255) + b'\x07',
+                       'its header declares 255 dimensions'),
+    '0 dimensions': (idx_header(0x08, ()) + b'\x07', 'its header declares 0 dimensions'),
+    'dimensions of 2**32 - 1': (idx_header(0x08, (2**32 - 1, 2**32 - 1, 28)) + bytes(100),
+                                f'{(2**32 - 1) ** 2 * 28} bytes, more than the {1 << 30}'),
+}
+
+
+@pytest.mark.parametrize('case', BROKEN_IDX_IMAGES)
+def test_read_idx_refuses_impossible_headers(tmp_path, case):
+    content, expected = BROKEN_IDX_IMAGES[case]
+    path = tmp_path / 'train-images-idx3-ubyte'
+    path.write_bytes(content)
+    with pytest.raises(CorruptDataError) as raised:
+        read_idx(path)
+    message = str(raised.value)
+    assert message.startswith(f'{path} is not a readable IDX file') and expected in message
+    assert not re.search(r'[\s(,]-\d', message), 'a negative size'
+
+
+@pytest.mark.parametrize('compress', [False, True], ids=['plain', 'gzip'])
+def test_read_idx_refuses_data_beyond_the_announced_size(tmp_path, compress):
+    content = idx_bytes(np.zeros((5, 28, 28), np.uint8)) + b'\0'
+    path = tmp_path / 'train-images-idx3-ubyte'
+    path.write_bytes(gzip.compress(content) if compress else content)
+    with pytest.raises(CorruptDataError, match=r'holds more than 3920 bytes of data, but its '
+                                               r'header announces \(5, 28, 28\) uint8'):
+        read_idx(path)
+
+
+def test_read_idx_never_expands_a_gzip_bomb(tmp_path):
+    path = tmp_path / 'train-images-idx3-ubyte.gz'
+    path.write_bytes(gzip_bomb(idx_bytes(np.zeros((40, 28, 28), np.uint8)), expanded_gib=4))
+    assert path.stat().st_size < 8 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptDataError, match='holds more than 31360 bytes of data'):
+            read_idx(path)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 64 << 20, f'{peak_bytes} bytes taken to read a 4 GiB gzip bomb'
+
+
+@pytest.mark.parametrize('case', ['255 dimensions', 'dimensions of 2**32 - 1', 'gzip bomb'])
+def test_training_script_refuses_broken_idx_file(mnist_dir, case):
+    path = mnist_dir / 'MNIST' / 'raw' / 'train-images-idx3-ubyte.gz'
+    if case == 'gzip bomb':
+        images = np.zeros((40, 28, 28), np.uint8)
+        path.write_bytes(gzip_bomb(idx_bytes(images), expanded_gib=4))
+        expected = 'holds more than 31360 bytes of data'
+    else:
+        content, expected = BROKEN_IDX_IMAGES[case]
+        path.write_bytes(gzip.compress(content))
+    finished = run_script('train_mlp_numpy.py', '--dataset', 'mnist', '--data_dir',
+                          str(mnist_dir), '--validation_size', '8', '--batch_size', '8',
+                          '--epochs', '1', '--no_plot', '--no_progress',
+                          '--out_dir', str(mnist_dir / 'out'), cwd=mnist_dir)
+    assert finished.returncode == 1, finished.stderr
+    [line] = finished.stderr.strip().splitlines()
+    assert line.startswith(f'error: {path}') and expected in line
 
 
 @pytest.fixture
