@@ -1,8 +1,11 @@
 """CIFAR-10 in memory, and the mini-batch loaders every training script uses.
 
 `get_cifar10` reads the python version of CIFAR-10 (downloading it on first
-use) into three `ArrayDataset`s; `get_dataloader` wraps them in loaders that
-cut mini-batches out of the whole arrays, with no per-image Python work.
+use) into three `ArrayDataset`s, split exactly as the official assignment
+splits them; `get_dataloader` wraps them in loaders that cut mini-batches out
+of the whole arrays, with no per-image Python work. The files are pickles,
+read by `CifarUnpickler`, which builds arrays, bytes and containers and
+refuses anything else, so a doctored file never runs code.
 
     >>> datasets = get_cifar10('data/')
     >>> loaders = get_dataloader(datasets, batch_size=128)
@@ -35,14 +38,16 @@ CIFAR10_TRAIN_BATCHES = tuple(f'data_batch_{number}' for number in range(1, 6))
 CIFAR10_TEST_BATCH = 'test_batch'
 CIFAR10_META = 'batches.meta'
 CIFAR10_IMAGE_SHAPE = (3, 32, 32)
+CIFAR10_N_CLASSES = 10
 
 # Per-channel (red, green, blue) statistics of the training images scaled to [0, 1].
 CIFAR10_MEAN = (0.491, 0.482, 0.447)
 CIFAR10_STD = (0.247, 0.243, 0.262)
 
-# The validation split is drawn with this seed whatever the training seed, so
-# every run of every script validates on the same images.
-SPLIT_SEED = 0
+# The official assignment draws its validation split with torch's random_split
+# and this file holds that split's permutation, so that NumPy alone can apply it.
+CIFAR10_SPLIT_PERMUTATION = Path(__file__).with_name('cifar10_split_permutation.npy')
+CIFAR10_POOL_SIZE = 50000
 
 SPLITS = ('train', 'validation', 'test')
 DOWNLOAD_CHUNK_BYTES = 1 << 20
@@ -273,14 +278,15 @@ def standardise_uint8(raw_images, mean, std):
     return images.reshape(raw_images.shape)
 
 
-def make_splits(pool_images, pool_labels, test_images, test_labels, classes, validation_size,
-                mean=None, std=None, split_seed=SPLIT_SEED):
-    """Draw a validation split from the training pool and wrap the three splits.
+def make_splits(pool_images, pool_labels, test_images, test_labels, classes, order,
+                validation_size, mean=None, std=None):
+    """Split the training pool in the given order and wrap the three splits.
 
-    The pool is permuted once with `split_seed`; the first `validation_size`
-    examples of that order are the validation split, the rest the training
-    split. Both end up as contiguous halves of one array, so no copy of the
-    float images is ever made.
+    The training split is the first ``len(order) - validation_size`` examples
+    of `order`, the validation split the last `validation_size`, each in that
+    order (as `torch.utils.data.random_split` cuts its permutation). Both end
+    up as contiguous halves of one array, so no copy of the float images is
+    ever made.
 
     Parameters
     ----------
@@ -290,13 +296,13 @@ def make_splits(pool_images, pool_labels, test_images, test_labels, classes, val
         The test split, kept in its order.
     classes : sequence of str
         Class names.
+    order : np.ndarray
+        A permutation of ``range(N)``.
     validation_size : int
         Examples moved from the pool to the validation split.
     mean, std : sequence of float, optional
         When given, the images are uint8 and are standardised per channel
         with `standardise_uint8`.
-    split_seed : int
-        Seed of the permutation that draws the validation split.
 
     Returns
     -------
@@ -304,16 +310,14 @@ def make_splits(pool_images, pool_labels, test_images, test_labels, classes, val
         Keys 'train', 'validation', 'test'.
     """
     validation_size = check_validation_size(validation_size, len(pool_labels))
-    order = np.random.default_rng(split_seed).permutation(len(pool_labels))
     pool_images, pool_labels = pool_images[order], pool_labels[order]
     if mean is not None:
         pool_images = standardise_uint8(pool_images, mean, std)
         test_images = standardise_uint8(test_images, mean, std)
+    n_train = len(pool_labels) - validation_size
     return {
-        'train': ArrayDataset(pool_images[validation_size:], pool_labels[validation_size:],
-                              classes),
-        'validation': ArrayDataset(pool_images[:validation_size],
-                                   pool_labels[:validation_size], classes),
+        'train': ArrayDataset(pool_images[:n_train], pool_labels[:n_train], classes),
+        'validation': ArrayDataset(pool_images[n_train:], pool_labels[n_train:], classes),
         'test': ArrayDataset(test_images, test_labels, classes),
     }
 
@@ -430,17 +434,71 @@ def ensure_cifar10_batches(data_dir):
     return batches_dir
 
 
+class ForbiddenGlobalError(pickle.UnpicklingError):
+    """A pickle named a global that a CIFAR-10 file never holds; its text is the name."""
+
+
+def _array_from_buffer(buffer, dtype, shape, order):
+    """Rebuild an array pickled with protocol 5 (what numpy's ``_frombuffer`` does)."""
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
+
+
+def _latin1_bytes(text, encoding):
+    """Rebuild bytes pickled by Python 3 with protocol 0 to 2: ``_codecs.encode(text, 'latin1')``.
+
+    Latin-1 maps the code points 0-255 to the byte of the same value and
+    calls nothing else. Every other codec is refused: looking one up can
+    import a module, and some (zlib, bz2) expand their input.
+    """
+    if encoding != 'latin1' or not isinstance(text, str):
+        raise ForbiddenGlobalError(f'_codecs.encode with {encoding!r}')
+    return text.encode('latin-1')
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """An unpickler that can build what CIFAR-10's files hold and nothing else.
+
+    A pickle can name any importable callable and have it called. The files
+    of CIFAR-10 (written by Python 2: bytes as ``str``, numpy named
+    ``numpy.core.multiarray``), and copies re-pickled by Python 3 with
+    protocols 2 to 5, name only numpy's array and dtype rebuilding and
+    Python 3's bytes rebuilding, so those are the only globals allowed.
+    Dicts, lists, tuples, numbers and strings are pickle opcodes, not globals.
+    """
+
+    _rebuild_array = np.empty(0).__reduce__()[0]  # numpy's _reconstruct, in 1.x and 2.x alike
+    ALLOWED_GLOBALS = {
+        ('numpy.core.multiarray', '_reconstruct'): _rebuild_array,
+        ('numpy._core.multiarray', '_reconstruct'): _rebuild_array,
+        ('numpy.core.numeric', '_frombuffer'): _array_from_buffer,
+        ('numpy._core.numeric', '_frombuffer'): _array_from_buffer,
+        ('numpy', 'ndarray'): np.ndarray,
+        ('numpy', 'dtype'): np.dtype,
+        ('_codecs', 'encode'): _latin1_bytes,
+    }
+
+    def find_class(self, module, name):
+        allowed = self.ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
+            raise ForbiddenGlobalError(f'{module}.{name}')
+        return allowed
+
+
 def _unpickle(path):
-    """Load one pickle of the CIFAR-10 python version (bytes keys)."""
+    """Load one pickle of the CIFAR-10 python version (bytes keys), running no code from it."""
+    fix = (f'Delete the folder {Path(path).parent} and run again to extract it anew from '
+           f'the official {CIFAR10_ARCHIVE}.')
     try:
         with open(path, 'rb') as file:
-            return pickle.load(file, encoding='bytes')
+            return CifarUnpickler(file, encoding='bytes').load()
     except OSError:
         raise
+    except ForbiddenGlobalError as error:
+        raise CorruptDataError(f'{path} is not a plain CIFAR-10 file: it asks to call {error}, '
+                               f'which was refused (nothing in it was run). {fix}') from None
     except Exception as error:  # damaged pickles fail in many ways: EOFError, UnpicklingError, ...
         raise CorruptDataError(
-            f'{path} is truncated or corrupt ({type(error).__name__}: {error}). Delete the '
-            f'folder {Path(path).parent} and run again to extract it anew.') from error
+            f'{path} is truncated or corrupt ({type(error).__name__}: {error}). {fix}') from error
 
 
 def read_cifar10_batch(path):
@@ -457,34 +515,103 @@ def read_cifar10_batch(path):
     batch = _unpickle(path)
     if not isinstance(batch, dict):
         batch = {}
-    raw_images = batch.get(b'data')
-    labels = np.asarray(batch.get(b'labels', []))
+    raw_images, labels = batch.get(b'data'), _integer_array(batch.get(b'labels'))
     row_bytes = int(np.prod(CIFAR10_IMAGE_SHAPE))
     images_ok = (isinstance(raw_images, np.ndarray) and raw_images.dtype == np.uint8
                  and raw_images.ndim == 2 and raw_images.shape[1] == row_bytes)
-    labels_ok = (images_ok and labels.shape == (len(raw_images),)
-                 and np.issubdtype(labels.dtype, np.integer)
-                 and 0 <= labels.min(initial=0) and labels.max(initial=0) <= 9)
+    labels_ok = (images_ok and labels is not None and labels.shape == (len(raw_images),)
+                 and 0 <= labels.min(initial=0)
+                 and labels.max(initial=0) < CIFAR10_N_CLASSES)
     if not (images_ok and labels_ok):
         raise CorruptDataError(
             f"{path} is not a CIFAR-10 batch (expected b'data' uint8 (n, {row_bytes}) and n "
-            f"b'labels' in 0..9). Delete the folder {Path(path).parent} and run again to "
-            'extract it anew.')
+            f"b'labels' in 0..{CIFAR10_N_CLASSES - 1}). Delete the folder "
+            f'{Path(path).parent} and run again to extract it anew.')
     return raw_images.reshape(-1, *CIFAR10_IMAGE_SHAPE), labels.astype(np.int64)
 
 
+def _integer_array(labels):
+    """`labels` (a list of ints, or an array) as a 1-D integer array; None if it is neither."""
+    if isinstance(labels, list) and all(type(label) is int for label in labels):
+        labels = np.array(labels)
+    if (not isinstance(labels, np.ndarray) or labels.ndim != 1
+            or not np.issubdtype(labels.dtype, np.integer)):
+        return None
+    return labels
+
+
 def read_cifar10_classes(path):
-    """Read the class names from CIFAR-10's batches.meta."""
+    """Read the ten class names from CIFAR-10's batches.meta (b'label_names': ten bytes)."""
     meta = _unpickle(path)
     names = meta.get(b'label_names') if isinstance(meta, dict) else None
-    if not names:
-        raise CorruptDataError(f"{path} has no b'label_names'. Delete the folder "
-                               f'{Path(path).parent} and run again to extract it anew.')
-    return [name.decode() for name in names]
+    if (not isinstance(names, (list, tuple)) or len(names) != CIFAR10_N_CLASSES
+            or not all(isinstance(name, bytes) for name in names)):
+        raise CorruptDataError(f"{path} is not CIFAR-10's batches.meta (expected b'label_names' "
+                               f'holding {CIFAR10_N_CLASSES} byte strings, got '
+                               f'{_describe(names)}). Delete the folder {Path(path).parent} '
+                               'and run again to extract it anew.')
+    return [name.decode('utf-8', errors='replace') for name in names]
+
+
+def _describe(names):
+    """What an unpickled `names` is, for an error message: '3 of type bytes', 'NoneType'."""
+    if not isinstance(names, (list, tuple)):
+        return type(names).__name__
+    item_types = ', '.join(sorted({type(name).__name__ for name in names})) or 'nothing'
+    return f'{len(names)} of type {item_types}'
+
+
+def load_split_permutation(path=CIFAR10_SPLIT_PERMUTATION):
+    """The permutation of CIFAR-10's 50 000 training indices that the official split uses.
+
+    The official assignment splits with ``random_split(train, [50000 - v, v],
+    generator=torch.Generator().manual_seed(42))``, which draws
+    ``torch.randperm(50000, generator=torch.Generator().manual_seed(42))`` and
+    gives training its first ``50000 - v`` indices and validation its last
+    ``v``, whatever ``v`` is. The file holds that permutation as uint16, so that
+    the NumPy path needs no torch. It was made, and is remade, with::
+
+        import numpy as np, torch
+        permutation = torch.randperm(50000, generator=torch.Generator().manual_seed(42))
+        np.save('cifar10_split_permutation.npy', permutation.numpy().astype(np.uint16))
+
+    Raises
+    ------
+    CorruptDataError
+        The file is missing, unreadable, or not a uint16 permutation of 0..49999.
+    """
+    fix = (f'Restore it with `git checkout -- {Path(path).name}`, or remake it as the '
+           'docstring of cifar10_utils.load_split_permutation shows.')
+    try:
+        permutation = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise CorruptDataError(f'{path} cannot be read ({error}). {fix}') from error
+    if not (isinstance(permutation, np.ndarray) and permutation.shape == (CIFAR10_POOL_SIZE,)
+            and permutation.dtype == np.uint16
+            and np.array_equal(np.bincount(permutation), np.ones(CIFAR10_POOL_SIZE))):
+        raise CorruptDataError(f'{path} is damaged: it is not a uint16 permutation of the '
+                               f'{CIFAR10_POOL_SIZE} training indices. {fix}')
+    return permutation.astype(np.intp)
+
+
+def official_split_order(n_pool):
+    """The order in which the official split takes CIFAR-10's `n_pool` training images.
+
+    For the full 50 000 it is `load_split_permutation()`: training takes its
+    first ``50000 - v`` indices and validation its last ``v``. A smaller pool
+    (a trimmed copy, a test's tiny CIFAR-10) takes the same permutation without
+    the indices it lacks.
+    """
+    if n_pool > CIFAR10_POOL_SIZE:
+        raise CorruptDataError(f'the training batches hold {n_pool} images, more than the '
+                               f'{CIFAR10_POOL_SIZE} of CIFAR-10. Replace them with the '
+                               f'official {CIFAR10_ARCHIVE}.')
+    permutation = load_split_permutation()
+    return permutation[permutation < n_pool]
 
 
 def get_cifar10(data_dir='data/', validation_size=5000):
-    """Load CIFAR-10 into memory, normalised, with a validation split.
+    """Load CIFAR-10 into memory, normalised, with the official validation split.
 
     Parameters
     ----------
@@ -492,23 +619,26 @@ def get_cifar10(data_dir='data/', validation_size=5000):
         Folder holding (or to receive) cifar-10-batches-py/ and
         cifar-10-python.tar.gz; torchvision's CIFAR10 root works as is.
     validation_size : int
-        Number of training images moved to the validation split, drawn by a
-        permutation with the fixed seed `SPLIT_SEED`.
+        Number of training images moved to the validation split.
 
     Returns
     -------
     dict of str to ArrayDataset
         'train' (50000 - validation_size images), 'validation' and 'test'
-        (10000 images, in file order). Images are float32 (N, 3, 32, 32), as
+        (10000 images, in file order). The training and validation splits are
+        the official assignment's, member for member and in its order
+        (`official_split_order`). Images are float32 (N, 3, 32, 32), as
         torchvision's ToTensor lays them out, with ``(x / 255 - CIFAR10_MEAN)
-        / CIFAR10_STD`` per channel; labels int64.
+        / CIFAR10_STD`` per channel (within 1e-6 of torchvision's float32
+        result); labels int64.
 
     Raises
     ------
     DownloadError
         The data is absent and cannot be downloaded.
     CorruptDataError
-        A file on disk is truncated, incomplete or not CIFAR-10.
+        A file on disk is truncated, incomplete, not CIFAR-10, or asks to run
+        code (the pickles are read by `CifarUnpickler`, which refuses that).
     """
     batches_dir = ensure_cifar10_batches(data_dir)
     classes = read_cifar10_classes(batches_dir / CIFAR10_META)
@@ -518,4 +648,5 @@ def get_cifar10(data_dir='data/', validation_size=5000):
     del train_batches
     test_images, test_labels = read_cifar10_batch(batches_dir / CIFAR10_TEST_BATCH)
     return make_splits(pool_images, pool_labels, test_images, test_labels, classes,
-                       validation_size, mean=CIFAR10_MEAN, std=CIFAR10_STD)
+                       official_split_order(len(pool_labels)), validation_size,
+                       mean=CIFAR10_MEAN, std=CIFAR10_STD)

@@ -16,14 +16,16 @@ unchanged on each data set:
   inputs (N, 2), generated from a seed, nothing on disk.
 """
 import gzip
+import math
 import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from cifar10_utils import (ArrayDataset, ArrayLoader, CorruptDataError, DownloadError,
-                           download_file, get_cifar10, get_dataloader, make_splits)
+from cifar10_utils import (CIFAR10_POOL_SIZE, ArrayDataset, ArrayLoader, CorruptDataError,
+                           DownloadError, check_validation_size, download_file, get_cifar10,
+                           get_dataloader, make_splits)
 
 __all__ = ['DATASETS', 'ArrayDataset', 'ArrayLoader', 'CorruptDataError', 'DownloadError',
            'default_validation_size', 'get_dataset', 'pool_size', 'get_dataloader', 'get_fashion_mnist',
@@ -31,6 +33,9 @@ __all__ = ['DATASETS', 'ArrayDataset', 'ArrayLoader', 'CorruptDataError', 'Downl
 
 DATASETS = ('cifar10', 'fashion_mnist', 'mnist', 'spiral')
 IMAGE_VALIDATION_SIZE = 5000
+# MNIST and Fashion-MNIST draw their validation split with this seed whatever
+# the training seed, so every run validates on the same images.
+IMAGE_SPLIT_SEED = 0
 
 # Where Debian's package dataset-fashion-mnist installs the four gzipped IDX files.
 DEBIAN_FASHION_MNIST_DIR = Path('/usr/share/datasets/fashion-mnist')
@@ -84,19 +89,30 @@ FASHION_MNIST = IdxImageSet(
 # IDX type codes (third byte of the magic number) and their big-endian dtypes.
 IDX_DTYPES = {0x08: '>u1', 0x09: '>i1', 0x0B: '>i2', 0x0C: '>i4', 0x0D: '>f4', 0x0E: '>f8'}
 GZIP_MAGIC = b'\x1f\x8b'
+# Limits of a header, so that a damaged or hostile one is refused before any
+# memory is taken: MNIST's files have 1 or 3 dimensions and at most 47 MB of
+# data; 32 dimensions is the most every NumPy version supports.
+IDX_MAX_DIMS = 32
+IDX_MAX_BYTES = 1 << 30
 
 
-def read_idx(path):
+def read_idx(path, max_bytes=IDX_MAX_BYTES):
     """Read an IDX file (the format of MNIST), gzipped or not.
 
     An IDX file is a 4-byte magic number (two zero bytes, a type code, the
     number of dimensions), one big-endian uint32 per dimension, then the data
-    in C order, big-endian.
+    in C order, big-endian. The header is read and checked first; then
+    exactly the bytes it announces are read (decompressed as they come, so a
+    small gzip that expands far beyond them is never expanded whole), and one
+    byte more must not exist.
 
     Parameters
     ----------
     path : str or Path
         The file; gzip compression is recognised by its content, not its name.
+    max_bytes : int
+        The most data a header may announce; a larger announcement is refused
+        before anything is read.
 
     Returns
     -------
@@ -107,36 +123,67 @@ def read_idx(path):
     Raises
     ------
     CorruptDataError
-        Wrong magic number, or a file (or gzip stream) shorter or longer than
-        its header announces.
+        Wrong magic number, an impossible header, or a file (or gzip stream)
+        shorter or longer than its header announces.
     """
     path = Path(path)
-    content = path.read_bytes()
     fix = 'Delete it and run again to download it anew, or replace it with a good copy.'
-    if content[:2] == GZIP_MAGIC:
+    with open(path, 'rb') as file:
+        is_gzip = file.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+        file.seek(0)
         try:
-            content = gzip.decompress(content)
+            with (gzip.GzipFile(fileobj=file) if is_gzip else file) as stream:
+                shape, dtype = _read_idx_header(stream, path, max_bytes, fix)
+                data = np.empty(math.prod(shape), dtype)
+                n_read = _read_into(stream, data.view(np.uint8))
+                has_more = bool(stream.read(1))
         except (EOFError, gzip.BadGzipFile, zlib.error) as error:
             raise CorruptDataError(f'{path}: truncated or corrupt gzip data ({error}). '
                                    f'{fix}') from error
-    if len(content) < 4 or content[:2] != b'\0\0' or content[2] not in IDX_DTYPES:
+    if n_read < data.nbytes or has_more:
+        amount = f'{n_read}' if n_read < data.nbytes else f'more than {data.nbytes}'
+        raise CorruptDataError(f'{path} holds {amount} bytes of data, but its header announces '
+                               f'{shape} {dtype.name} values, {data.nbytes} bytes: the file '
+                               f'is truncated or corrupt. {fix}')
+    return data.astype(dtype.newbyteorder('='), copy=False).reshape(shape)
+
+
+def _read_idx_header(stream, path, max_bytes, fix):
+    """Read and check an IDX header from `stream`; return the data's shape and dtype."""
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[:2] != b'\0\0' or magic[2] not in IDX_DTYPES:
         raise CorruptDataError(f'{path} is not an IDX file: its magic number is '
-                               f'0x{content[:4].hex()}, expected 0x0000 then a type code '
+                               f'0x{magic.hex()}, expected 0x0000 then a type code '
                                f'({", ".join(f"{code:02x}" for code in IDX_DTYPES)}) and the '
                                f'number of dimensions. {fix}')
-    n_dims = content[3]
-    header_bytes = 4 + 4 * n_dims
-    if len(content) < header_bytes:
+    n_dims = magic[3]
+    if not 1 <= n_dims <= IDX_MAX_DIMS:
+        raise CorruptDataError(f'{path} is not a readable IDX file: its header declares '
+                               f'{n_dims} dimensions, where 1 to {IDX_MAX_DIMS} are possible. '
+                               f'{fix}')
+    sizes = stream.read(4 * n_dims)
+    if len(sizes) < 4 * n_dims:
         raise CorruptDataError(f'{path} is truncated: it ends inside its header. {fix}')
-    shape = tuple(int(size) for size in np.frombuffer(content, '>u4', n_dims, offset=4))
-    dtype = np.dtype(IDX_DTYPES[content[2]])
-    expected_bytes = header_bytes + int(np.prod(shape)) * dtype.itemsize
-    if len(content) != expected_bytes:
-        raise CorruptDataError(f'{path} holds {len(content)} bytes, but its header announces '
-                               f'{shape} {dtype.name} values, {expected_bytes} bytes: the file '
-                               f'is truncated or corrupt. {fix}')
-    data = np.frombuffer(content, dtype, offset=header_bytes).reshape(shape)
-    return data.astype(dtype.newbyteorder('='))
+    shape = tuple(int.from_bytes(sizes[start:start + 4], 'big')
+                  for start in range(0, len(sizes), 4))
+    dtype = np.dtype(IDX_DTYPES[magic[2]])
+    announced_bytes = math.prod(shape) * dtype.itemsize
+    if announced_bytes > max_bytes:
+        raise CorruptDataError(f'{path} is not a readable IDX file: its header announces '
+                               f'{shape} {dtype.name} values, {announced_bytes} bytes, more '
+                               f'than the {max_bytes} bytes read_idx accepts. {fix}')
+    return shape, dtype
+
+
+def _read_into(stream, buffer):
+    """Fill `buffer` from `stream` until it is full or the stream ends; return the bytes read."""
+    n_read = 0
+    while n_read < len(buffer):
+        count = stream.readinto(buffer[n_read:])
+        if not count:
+            break
+        n_read += count
+    return n_read
 
 
 def _read_image_pair(images_path, labels_path):
@@ -198,15 +245,28 @@ def _uint8_mean_std(raw_images, rows_per_chunk=10000):
     return mean, np.sqrt(variance)
 
 
+def seeded_split_order(n_pool, validation_size, seed):
+    """A permutation of ``range(n_pool)`` drawn from `seed`, validation last.
+
+    The validation split is the first `validation_size` indices of
+    ``np.random.default_rng(seed).permutation(n_pool)``, the training split
+    the rest; the order returned puts the training indices first, as
+    `make_splits` takes it.
+    """
+    validation_size = check_validation_size(validation_size, n_pool)
+    return np.roll(np.random.default_rng(seed).permutation(n_pool), -validation_size)
+
+
 def _get_idx_image_set(image_set, data_dir, validation_size, other_folders=()):
     """Load an MNIST-format data set as the three splits, standardised."""
     paths = _locate_idx_files(image_set, data_dir, other_folders)
     pool_images, pool_labels = _read_image_pair(paths[IDX_TRAIN_IMAGES], paths[IDX_TRAIN_LABELS])
     test_images, test_labels = _read_image_pair(paths[IDX_TEST_IMAGES], paths[IDX_TEST_LABELS])
     mean, std = _uint8_mean_std(pool_images)
+    order = seeded_split_order(len(pool_labels), validation_size, IMAGE_SPLIT_SEED)
     return make_splits(pool_images[:, np.newaxis], pool_labels,
                        test_images[:, np.newaxis], test_labels,
-                       image_set.classes, validation_size, mean=(mean,), std=(std,))
+                       image_set.classes, order, validation_size, mean=(mean,), std=(std,))
 
 
 def get_mnist(data_dir='data/', validation_size=IMAGE_VALIDATION_SIZE):
@@ -276,8 +336,8 @@ def get_spiral(validation_size=None, n_classes=SPIRAL_CLASSES,
     test, pool = test_order[:n_points // 5], test_order[n_points // 5:]
     return make_splits(points[pool].astype(np.float32), labels[pool],
                        points[test].astype(np.float32), labels[test],
-                       [f'arm {k}' for k in range(n_classes)], validation_size,
-                       split_seed=seed)
+                       [f'arm {k}' for k in range(n_classes)],
+                       seeded_split_order(len(pool), validation_size, seed), validation_size)
 
 
 def default_validation_size(name, **options):
@@ -300,7 +360,7 @@ def pool_size(name):
     if name == 'spiral':
         n_points = SPIRAL_CLASSES * SPIRAL_POINTS_PER_CLASS
         return n_points - n_points // 5
-    return {'cifar10': 50000, 'fashion_mnist': 60000, 'mnist': 60000}[name]
+    return {'cifar10': CIFAR10_POOL_SIZE, 'fashion_mnist': 60000, 'mnist': 60000}[name]
 
 
 def _check_name(name):

@@ -2,16 +2,26 @@
 
 Every test makes its own small data in the real on-disk formats (this
 machine has no network); the real Fashion-MNIST is used when Debian's package
-has installed it.
+has installed it. CIFAR-10's files are written as Python 2 wrote the real ones
+(`Python2Pickler`) and as Python 3 writes them (protocols 2, 4 and 5).
 """
+import contextlib
 import gzip
 import hashlib
+import io
+import os
 import pickle
+import pickletools
+import re
+import shlex
+import struct
 import subprocess
 import sys
 import tarfile
+import tracemalloc
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +31,7 @@ import cifar10_utils
 import data_utils
 from cifar10_utils import (CIFAR10_MEAN, CIFAR10_STD, ArrayDataset, CorruptDataError,
                            DownloadError, get_cifar10, get_dataloader)
+from conftest import run_script
 from data_utils import get_dataset, read_idx
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -28,6 +39,10 @@ IMAGES_PER_BATCH = 20
 N_POOL = 5 * IMAGES_PER_BATCH
 VALIDATION_SIZE = 10
 REAL_URLOPEN = urllib.request.urlopen
+CLASS_NAMES = (b'airplane', b'automobile', b'bird', b'cat', b'deer', b'dog', b'frog', b'horse',
+               b'ship', b'truck')
+PICKLE_FORMATS = ('python2', 'protocol2', 'protocol4', 'protocol5')
+RECONSTRUCT = np.empty(0).__reduce__()[0]  # numpy's array-unpickling function
 
 
 # ---------------------------------------------------------------- fixtures
@@ -42,11 +57,88 @@ def no_network(monkeypatch):
     monkeypatch.setattr(urllib.request, 'urlopen', offline_urlopen)
 
 
-def write_cifar10_batch(path, raw_rows, labels):
-    """Write a batch as the CIFAR-10 python version does: a pickle with bytes keys."""
-    batch = {b'batch_label': path.name.encode(), b'labels': [int(label) for label in labels],
-             b'data': raw_rows, b'filenames': [b'%d.png' % i for i in range(len(labels))]}
-    path.write_bytes(pickle.dumps(batch, protocol=2))
+class Python2Pickler(pickle._Pickler):
+    """Pickles as Python 2's cPickle wrote CIFAR-10's files (protocol 2).
+
+    Bytes become Python 2 ``str`` opcodes (SHORT_BINSTRING, BINSTRING); a
+    uint8 array becomes ``numpy.core.multiarray._reconstruct(numpy.ndarray,
+    (0,), 'b')`` with its bytes in the state, its dtype ``numpy.dtype('u1', 0,
+    1)``, as Python 2's numpy wrote them. Python 3 ``str`` is refused: those
+    files hold none.
+    """
+
+    dispatch = pickle._Pickler.dispatch.copy()
+    NUMPY_GLOBALS = {RECONSTRUCT: b'numpy.core.multiarray\n_reconstruct\n',
+                     np.ndarray: b'numpy\nndarray\n', np.dtype: b'numpy\ndtype\n'}
+
+    def __init__(self, file):
+        super().__init__(file, protocol=2)
+
+    def save_python2_str(self, data):
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack('<i', len(data)) + data)
+        self.memoize(data)
+
+    def refuse_unicode(self, text):
+        raise TypeError(f'Python 2 CIFAR-10 files hold no unicode, got {text!r}')
+
+    dispatch[bytes] = save_python2_str
+    dispatch[str] = refuse_unicode
+
+    def reducer_override(self, obj):
+        if isinstance(obj, np.ndarray):
+            assert obj.dtype == np.uint8, 'CIFAR-10 holds uint8 arrays only'
+            return RECONSTRUCT, (np.ndarray, (0,), b'b'), (1, obj.shape, obj.dtype, False,
+                                                            obj.tobytes())
+        if isinstance(obj, np.dtype):
+            return np.dtype, (b'u1', 0, 1), (3, b'|', None, None, None, -1, -1, 0)
+        return NotImplemented
+
+    def save_global(self, obj, name=None):
+        if obj in self.NUMPY_GLOBALS.keys():
+            self.write(pickle.GLOBAL + self.NUMPY_GLOBALS[obj])
+            self.memoize(obj)
+        else:
+            super().save_global(obj, name)
+
+
+def dump(obj, pickle_format):
+    """`obj` pickled in one of `PICKLE_FORMATS`."""
+    if pickle_format == 'python2':
+        file = io.BytesIO()
+        Python2Pickler(file).dump(obj)
+        return file.getvalue()
+    return pickle.dumps(obj, protocol=int(pickle_format.removeprefix('protocol')))
+
+
+def cifar10_contents(raw):
+    """The object each of the seven files of the tiny CIFAR-10 `raw` holds."""
+    contents = {}
+    for number in range(5):
+        rows = slice(number * IMAGES_PER_BATCH, (number + 1) * IMAGES_PER_BATCH)
+        contents[f'data_batch_{number + 1}'] = cifar10_batch(
+            f'data_batch_{number + 1}', raw['train_rows'][rows], raw['train_labels'][rows])
+    contents['test_batch'] = cifar10_batch('test_batch', raw['test_rows'], raw['test_labels'])
+    contents['batches.meta'] = {b'label_names': list(CLASS_NAMES),
+                                b'num_cases_per_batch': IMAGES_PER_BATCH, b'num_vis': 3072}
+    return contents
+
+
+def cifar10_batch(name, raw_rows, labels):
+    """A batch as the CIFAR-10 python version holds it: a dict with bytes keys."""
+    return {b'batch_label': name.encode(), b'labels': [int(label) for label in labels],
+            b'data': raw_rows, b'filenames': [b'%d.png' % i for i in range(len(labels))]}
+
+
+def write_cifar10(data_dir, contents, pickle_format):
+    """Write `contents` as data_dir/cifar-10-batches-py; return data_dir."""
+    batches_dir = data_dir / 'cifar-10-batches-py'
+    batches_dir.mkdir(parents=True, exist_ok=True)
+    for name, obj in contents.items():
+        (batches_dir / name).write_bytes(dump(obj, pickle_format))
+    return data_dir
 
 
 @pytest.fixture
@@ -54,32 +146,22 @@ def cifar_raw():
     """Raw rows and labels of a tiny CIFAR-10: 5 x 20 training rows, 20 test rows.
 
     The first test image has a red plane of 255, a green plane of 0 and a blue
-    plane of 128, so its normalised values are known in advance.
+    plane of 128, so its normalised values are known in advance; in the
+    second, every plane holds each of the 256 values four times.
     """
     rng = np.random.default_rng(1234)
     train_rows = rng.integers(0, 256, (N_POOL, 3072), dtype=np.uint8)
     test_rows = rng.integers(0, 256, (IMAGES_PER_BATCH, 3072), dtype=np.uint8)
     test_rows[0, :1024], test_rows[0, 1024:2048], test_rows[0, 2048:] = 255, 0, 128
+    test_rows[1] = np.tile(np.arange(256, dtype=np.uint8), 12)
     return {'train_rows': train_rows, 'train_labels': rng.integers(0, 10, N_POOL),
             'test_rows': test_rows, 'test_labels': rng.integers(0, 10, IMAGES_PER_BATCH)}
 
 
 @pytest.fixture
 def cifar_dir(tmp_path, cifar_raw):
-    """A data_dir holding cifar-10-batches-py/ in the real format."""
-    batches_dir = tmp_path / 'data' / 'cifar-10-batches-py'
-    batches_dir.mkdir(parents=True)
-    for number in range(5):
-        rows = slice(number * IMAGES_PER_BATCH, (number + 1) * IMAGES_PER_BATCH)
-        write_cifar10_batch(batches_dir / f'data_batch_{number + 1}',
-                            cifar_raw['train_rows'][rows], cifar_raw['train_labels'][rows])
-    write_cifar10_batch(batches_dir / 'test_batch', cifar_raw['test_rows'],
-                        cifar_raw['test_labels'])
-    meta = {b'label_names': [b'airplane', b'automobile', b'bird', b'cat', b'deer', b'dog',
-                             b'frog', b'horse', b'ship', b'truck'],
-            b'num_cases_per_batch': IMAGES_PER_BATCH, b'num_vis': 3072}
-    (batches_dir / 'batches.meta').write_bytes(pickle.dumps(meta, protocol=2))
-    return tmp_path / 'data'
+    """A data_dir holding cifar-10-batches-py/ as Python 3 writes it (protocol 2)."""
+    return write_cifar10(tmp_path / 'data', cifar10_contents(cifar_raw), 'protocol2')
 
 
 @pytest.fixture
@@ -101,12 +183,12 @@ def cifar(cifar_dir):
     return get_cifar10(cifar_dir, validation_size=VALIDATION_SIZE)
 
 
-def raw_rows_of(dataset):
-    """Undo the normalisation: the uint8 rows of a CIFAR-10 ArrayDataset."""
-    mean = np.array(CIFAR10_MEAN).reshape(3, 1, 1)
-    std = np.array(CIFAR10_STD).reshape(3, 1, 1)
-    pixels = np.rint((dataset.images * std + mean) * 255)
-    return pixels.astype(np.uint8).reshape(len(dataset), 3072)
+def raw_rows_of(dataset, columns=slice(None)):
+    """Undo the normalisation: the uint8 rows of a CIFAR-10 ArrayDataset (or some columns)."""
+    channel_of_column = np.arange(3072)[columns] // 1024
+    mean, std = np.array(CIFAR10_MEAN)[channel_of_column], np.array(CIFAR10_STD)[channel_of_column]
+    pixels = dataset.images.reshape(len(dataset), 3072)[:, columns]
+    return np.rint((pixels * std + mean) * 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------- CIFAR-10
@@ -182,6 +264,279 @@ def test_cifar10_incomplete_folder_names_missing_file(cifar_dir):
     (cifar_dir / 'cifar-10-batches-py' / 'data_batch_5').unlink()
     with pytest.raises(CorruptDataError, match='lacks data_batch_5'):
         get_cifar10(cifar_dir, validation_size=VALIDATION_SIZE)
+
+
+# ---------------------------------------------------------------- CIFAR-10 pickle formats
+
+def opcodes_and_globals(pickled):
+    """The opcode names of a pickle, and the globals it names as 'module name'."""
+    opcodes, global_names = set(), set()
+    for opcode, argument, _ in pickletools.genops(pickled):
+        opcodes.add(opcode.name)
+        if opcode.name == 'GLOBAL':
+            global_names.add(argument)
+    return opcodes, global_names
+
+
+def test_python2_fixture_has_the_real_files_format(cifar_raw):
+    batch = cifar10_contents(cifar_raw)['data_batch_1']
+    opcodes, global_names = opcodes_and_globals(dump(batch, 'python2'))
+    assert {'SHORT_BINSTRING', 'BINSTRING', 'GLOBAL', 'REDUCE', 'BUILD'} <= opcodes
+    assert not opcodes & {'SHORT_BINBYTES', 'BINBYTES', 'BINUNICODE', 'SHORT_BINUNICODE'}
+    assert global_names == {'numpy.core.multiarray _reconstruct', 'numpy ndarray',
+                            'numpy dtype'}
+
+
+@pytest.mark.parametrize('pickle_format', PICKLE_FORMATS)
+def test_cifar10_loads_from_every_pickle_format(tmp_path, cifar_raw, cifar, pickle_format):
+    data_dir = write_cifar10(tmp_path / pickle_format, cifar10_contents(cifar_raw), pickle_format)
+    loaded = get_cifar10(data_dir, validation_size=VALIDATION_SIZE)
+    for split in ('train', 'validation', 'test'):
+        np.testing.assert_array_equal(loaded[split].images, cifar[split].images)
+        np.testing.assert_array_equal(loaded[split].labels, cifar[split].labels)
+    assert loaded['test'].classes == [name.decode() for name in CLASS_NAMES]
+
+
+# ---------------------------------------------------------------- CIFAR-10 hostile pickles
+
+CIFAR10_FILES = ('data_batch_1', 'data_batch_2', 'data_batch_3', 'data_batch_4',
+                 'data_batch_5', 'test_batch', 'batches.meta')
+HOSTILE_POSITIONS = ('whole file', 'first entry', 'dict key', 'in a list', 'nested',
+                     'last entry')
+
+
+class Call:
+    """Pickles as ``function(argument)``: what a hostile file asks its loader to run."""
+
+    def __init__(self, function, argument):
+        self.function, self.argument = function, argument
+
+    def __reduce__(self):
+        return self.function, (self.argument,)
+
+
+class ArrayWithCall:
+    """Pickles as a uint8 array whose dtype, deep in numpy's state, is `call`."""
+
+    def __init__(self, rows, call):
+        self.rows, self.call = rows, call
+
+    def __reduce__(self):
+        state = (1, self.rows.shape, self.call, False, self.rows.tobytes())
+        return RECONSTRUCT, (np.ndarray, (0,), b'b'), state
+
+
+def hostile_calls(sentinel):
+    """A shell command and a line of Python, each of which would create `sentinel`.
+
+    The arguments are bytes, which both accept, so Python 2's format can hold them.
+    """
+    return (Call(os.system, f'touch {shlex.quote(str(sentinel))}'.encode()),
+            Call(exec, f'open({str(sentinel)!r}, "w").close()'.encode()))
+
+
+def plant(content, call, position):
+    """The dict `content` of a CIFAR-10 file with `call` planted at `position`."""
+    if position == 'whole file':
+        return call
+    if position == 'first entry':
+        return {b'first': call, **content}
+    if position == 'dict key':
+        return {call: b'key', **content}
+    if position == 'last entry':
+        return {**content, b'last': call}
+    list_key = b'labels' if b'labels' in content else b'label_names'
+    if position == 'in a list':
+        names = list(content[list_key])
+        return {**content, list_key: names[:3] + [call] + names[3:]}
+    if b'data' in content:  # 'nested': inside numpy's array state
+        return {**content, b'data': ArrayWithCall(content[b'data'], call)}
+    return {**content, b'nested': ((b'deep', [call]),)}
+
+
+@pytest.mark.parametrize('position', HOSTILE_POSITIONS)
+def test_hostile_fixtures_do_run_code_under_plain_pickle(tmp_path, cifar_raw, position):
+    """The planted calls are live: plain `pickle.load` runs them, so the next test can fail."""
+    contents, sentinel = cifar10_contents(cifar_raw), tmp_path / 'sentinel'
+    for file_name in ('data_batch_1', 'batches.meta'):
+        for pickle_format in ('python2', 'protocol4'):
+            for call in hostile_calls(sentinel):
+                pickled = dump(plant(contents[file_name], call, position), pickle_format)
+                with contextlib.suppress(TypeError):  # an array whose dtype is None or 0
+                    pickle.loads(pickled, encoding='bytes')
+                assert sentinel.exists(), (file_name, pickle_format, call.function)
+                sentinel.unlink()
+
+
+@pytest.mark.parametrize('position', HOSTILE_POSITIONS)
+@pytest.mark.parametrize('file_name', CIFAR10_FILES)
+def test_hostile_pickle_never_runs_code(tmp_path, cifar_raw, file_name, position):
+    contents, sentinel = cifar10_contents(cifar_raw), tmp_path / 'sentinel'
+    for pickle_format in ('python2', 'protocol4'):
+        for call in hostile_calls(sentinel):
+            hostile = {**contents, file_name: plant(contents[file_name], call, position)}
+            data_dir = write_cifar10(tmp_path / 'data', hostile, pickle_format)
+            with pytest.raises(CorruptDataError) as raised:
+                get_cifar10(data_dir, validation_size=VALIDATION_SIZE)
+            assert not sentinel.exists()
+            message = str(raised.value)
+            assert f'cifar-10-batches-py/{file_name} is not a plain CIFAR-10 file' in message
+            assert f'.{call.function.__name__}, which was refused' in message
+            assert '\n' not in message
+
+
+@pytest.mark.parametrize('script, file_name, payload', [
+    ('train_mlp_numpy.py', 'data_batch_3', 0), ('train_mlp_numpy.py', 'batches.meta', 1),
+    ('train_mlp_pytorch.py', 'test_batch', 1)])
+def test_training_script_refuses_hostile_pickle(tmp_path, cifar_raw, script, file_name,
+                                                payload):
+    contents, sentinel = cifar10_contents(cifar_raw), tmp_path / 'sentinel'
+    call = hostile_calls(sentinel)[payload]
+    hostile = {**contents, file_name: plant(contents[file_name], call, 'in a list')}
+    data_dir = write_cifar10(tmp_path / 'data', hostile, 'python2')
+    finished = run_script(script, '--data_dir', str(data_dir), '--validation_size', '10',
+                          '--epochs', '1', '--no_plot', '--no_progress',
+                          '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
+    assert finished.returncode == 1, finished.stderr
+    assert not sentinel.exists()
+    [line] = finished.stderr.strip().splitlines()
+    assert line.startswith('error: ') and file_name in line and 'refused' in line
+    assert not (tmp_path / 'out').exists() or not any((tmp_path / 'out').iterdir())
+
+
+def test_unpickler_refuses_other_codecs_of_codecs_encode():
+    """Python 3's protocol 2 writes bytes as _codecs.encode(text, 'latin1'); no other codec
+    passes."""
+    assert cifar10_utils.CifarUnpickler(io.BytesIO(pickle.dumps(b'\xff\x00', protocol=2)),
+                                        encoding='bytes').load() == b'\xff\x00'
+    zlib_call = b'\x80\x03c_codecs\nencode\nC\x01xX\x04\x00\x00\x00zlib\x86R.'
+    assert pickle.loads(zlib_call) == zlib.compress(b'x')  # plain pickle runs the codec
+    with pytest.raises(cifar10_utils.ForbiddenGlobalError, match="encode with 'zlib'"):
+        cifar10_utils.CifarUnpickler(io.BytesIO(zlib_call), encoding='bytes').load()
+
+
+# ---------------------------------------------------------------- CIFAR-10 malformed meta
+
+@pytest.mark.parametrize('label_names, described', [
+    (list(CLASS_NAMES[:3]), '3 of type bytes'),
+    ([name.decode() for name in CLASS_NAMES], '10 of type str'),
+    ([*CLASS_NAMES, b'unicorn'], '11 of type bytes'),
+    ([*CLASS_NAMES[:9], 9], '10 of type bytes, int'),
+    (b' '.join(CLASS_NAMES), 'bytes'),
+    (None, 'NoneType')], ids=['3 names', 'str names', '11 names', 'an int', 'one bytes',
+                              'no names'])
+def test_malformed_meta_is_refused_at_load(tmp_path, cifar_raw, label_names, described):
+    contents = cifar10_contents(cifar_raw)
+    contents['batches.meta'] = {b'label_names': label_names, b'num_vis': 3072}
+    data_dir = write_cifar10(tmp_path / 'data', contents, 'protocol2')
+    with pytest.raises(CorruptDataError,
+                       match=f"batches.meta is not CIFAR-10's batches.meta .* got {described}\\)"):
+        get_cifar10(data_dir, validation_size=VALIDATION_SIZE)
+
+
+def test_training_script_refuses_meta_with_three_names(tmp_path, cifar_raw):
+    contents = cifar10_contents(cifar_raw)
+    contents['batches.meta'] = {b'label_names': list(CLASS_NAMES[:3])}
+    data_dir = write_cifar10(tmp_path / 'data', contents, 'python2')
+    finished = run_script('train_mlp_numpy.py', '--data_dir', str(data_dir),
+                          '--validation_size', '10', '--epochs', '1', '--no_plot',
+                          '--no_progress', '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
+    assert finished.returncode == 1, finished.stderr
+    [line] = finished.stderr.strip().splitlines()
+    assert 'batches.meta' in line and 'got 3 of type bytes' in line
+
+
+# ---------------------------------------------------------------- CIFAR-10 as the official pipeline gives it
+
+def torch_random_split(n_examples, validation_size):
+    """The official split's training and validation indices, from torch itself."""
+    torch = pytest.importorskip('torch')
+    train, validation = torch.utils.data.random_split(
+        torch.utils.data.TensorDataset(torch.arange(n_examples)),
+        [n_examples - validation_size, validation_size],
+        generator=torch.Generator().manual_seed(42))
+    return list(train.indices), list(validation.indices)
+
+
+def test_split_permutation_file_is_torch_randperm_seed_42():
+    torch = pytest.importorskip('torch')
+    regenerated = torch.randperm(50000, generator=torch.Generator().manual_seed(42)).numpy()
+    stored = np.load(cifar10_utils.CIFAR10_SPLIT_PERMUTATION, allow_pickle=False)
+    assert stored.dtype == np.uint16 and stored.shape == (50000,)
+    np.testing.assert_array_equal(stored, regenerated)
+    np.testing.assert_array_equal(cifar10_utils.load_split_permutation(), regenerated)
+
+
+@pytest.mark.parametrize('validation_size', [0, 10, 5000])
+def test_split_order_is_random_splits(validation_size):
+    train, validation = torch_random_split(50000, validation_size)
+    order = cifar10_utils.official_split_order(50000)
+    assert order[:50000 - validation_size].tolist() == train
+    assert order[50000 - validation_size:].tolist() == validation
+
+
+def test_full_size_cifar10_splits_are_the_official_ones(tmp_path):
+    """50 000 training images in the real format, each carrying its index in two pixels."""
+    index = np.arange(50000)
+    rows = np.zeros((50000, 3072), dtype=np.uint8)
+    rows[:, 0], rows[:, 1] = index // 256, index % 256
+    contents = {f'data_batch_{number + 1}': cifar10_batch(
+        'batch', rows[number * 10000:(number + 1) * 10000], index[number * 10000:][:10000] % 10)
+        for number in range(5)}
+    contents['test_batch'] = cifar10_batch('test', rows[:20], index[:20] % 10)
+    contents['batches.meta'] = {b'label_names': list(CLASS_NAMES)}
+    data_dir = write_cifar10(tmp_path, contents, 'python2')
+    del rows, contents
+    cifar = get_cifar10(data_dir, validation_size=5000)
+    for split, expected in zip(('train', 'validation'), torch_random_split(50000, 5000)):
+        first_pixels = raw_rows_of(cifar[split], columns=slice(0, 2)).astype(int)
+        assert (first_pixels[:, 0] * 256 + first_pixels[:, 1]).tolist() == expected
+        assert cifar[split].labels.tolist() == [i % 10 for i in expected]
+
+
+def test_smaller_pool_takes_the_permutation_without_missing_indices(cifar, cifar_raw):
+    permutation = np.load(cifar10_utils.CIFAR10_SPLIT_PERMUTATION)
+    order = permutation[permutation < N_POOL]
+    expected = {'train': order[:N_POOL - VALIDATION_SIZE],
+                'validation': order[N_POOL - VALIDATION_SIZE:]}
+    for split, pool_indices in expected.items():
+        np.testing.assert_array_equal(raw_rows_of(cifar[split]),
+                                      cifar_raw['train_rows'][pool_indices])
+        np.testing.assert_array_equal(cifar[split].labels, cifar_raw['train_labels'][pool_indices])
+    with pytest.raises(CorruptDataError, match='50001 images, more than the 50000 of CIFAR-10'):
+        cifar10_utils.official_split_order(50001)
+
+
+@pytest.mark.parametrize('damage', ['missing', 'truncated', 'int64', 'repeated index',
+                                    'object array', 'wrong length'])
+def test_damaged_split_permutation_is_named(tmp_path, damage):
+    good = np.load(cifar10_utils.CIFAR10_SPLIT_PERMUTATION)
+    path = tmp_path / 'cifar10_split_permutation.npy'
+    if damage == 'truncated':
+        path.write_bytes(cifar10_utils.CIFAR10_SPLIT_PERMUTATION.read_bytes()[:5000])
+    elif damage == 'int64':
+        np.save(path, good.astype(np.int64))
+    elif damage == 'repeated index':
+        np.save(path, np.concatenate([good[:-1], good[:1]]))
+    elif damage == 'object array':
+        np.save(path, good.astype(object), allow_pickle=True)
+    elif damage == 'wrong length':
+        np.save(path, good[:49999])
+    with pytest.raises(CorruptDataError, match=r'cifar10_split_permutation.npy .*git checkout'):
+        cifar10_utils.load_split_permutation(path)
+
+
+def test_cifar10_normalisation_equals_torchvisions_float32(cifar, cifar_raw):
+    """ToTensor then Normalize as torchvision computes them: x / 255, then (x - mean) / std,
+    each step in float32, with mean and std as float32 tensors."""
+    torch = pytest.importorskip('torch')
+    raw = torch.from_numpy(cifar_raw['test_rows'].reshape(-1, 3, 32, 32))
+    assert all(len(np.unique(raw[:, channel])) == 256 for channel in range(3))
+    mean = torch.tensor(CIFAR10_MEAN, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(CIFAR10_STD, dtype=torch.float32).view(3, 1, 1)
+    torchvision_images = ((raw.to(torch.float32).div(255) - mean) / std).numpy()
+    largest_difference = np.abs(cifar['test'].images - torchvision_images).max()
+    assert largest_difference <= 1e-6  # measured: 4.8e-7, 4 float32 roundings of values near 2
 
 
 # ---------------------------------------------------------------- download
@@ -414,6 +769,82 @@ def test_read_idx_rejects_wrong_magic_and_truncation(tmp_path):
     path.write_bytes(gzip.compress(content)[:-20])
     with pytest.raises(CorruptDataError, match='truncated or corrupt gzip'):
         read_idx(path)
+
+
+def idx_header(type_code, shape):
+    return bytes([0, 0, type_code, len(shape)]) + b''.join(size.to_bytes(4, 'big')
+                                                            for size in shape)
+
+
+def gzip_bomb(content, expanded_gib):
+    """`content` gzipped, then gzip members of zeros that expand to `expanded_gib` GiB
+    more: a few MB on disk, read as one stream (gzip joins its members)."""
+    zeros_member = gzip.compress(bytes(16 << 20), compresslevel=9)
+    return gzip.compress(content) + zeros_member * (64 * expanded_gib)
+
+
+BROKEN_IDX_IMAGES = {
+    '255 dimensions': (idx_header(0x08, (1,) * 255) + b'\x07',
+                       'its header declares 255 dimensions'),
+    '0 dimensions': (idx_header(0x08, ()) + b'\x07', 'its header declares 0 dimensions'),
+    'dimensions of 2**32 - 1': (idx_header(0x08, (2**32 - 1, 2**32 - 1, 28)) + bytes(100),
+                                f'{(2**32 - 1) ** 2 * 28} bytes, more than the {1 << 30}'),
+}
+
+
+@pytest.mark.parametrize('case', BROKEN_IDX_IMAGES)
+def test_read_idx_refuses_impossible_headers(tmp_path, case):
+    content, expected = BROKEN_IDX_IMAGES[case]
+    path = tmp_path / 'train-images-idx3-ubyte'
+    path.write_bytes(content)
+    with pytest.raises(CorruptDataError) as raised:
+        read_idx(path)
+    message = str(raised.value)
+    assert message.startswith(f'{path} is not a readable IDX file') and expected in message
+    assert not re.search(r'[\s(,]-\d', message), 'a negative size'
+
+
+@pytest.mark.parametrize('compress', [False, True], ids=['plain', 'gzip'])
+def test_read_idx_refuses_data_beyond_the_announced_size(tmp_path, compress):
+    content = idx_bytes(np.zeros((5, 28, 28), np.uint8)) + b'\0'
+    path = tmp_path / 'train-images-idx3-ubyte'
+    path.write_bytes(gzip.compress(content) if compress else content)
+    with pytest.raises(CorruptDataError, match=r'holds more than 3920 bytes of data, but its '
+                                               r'header announces \(5, 28, 28\) uint8'):
+        read_idx(path)
+
+
+def test_read_idx_never_expands_a_gzip_bomb(tmp_path):
+    path = tmp_path / 'train-images-idx3-ubyte.gz'
+    path.write_bytes(gzip_bomb(idx_bytes(np.zeros((40, 28, 28), np.uint8)), expanded_gib=4))
+    assert path.stat().st_size < 8 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptDataError, match='holds more than 31360 bytes of data'):
+            read_idx(path)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 64 << 20, f'{peak_bytes} bytes taken to read a 4 GiB gzip bomb'
+
+
+@pytest.mark.parametrize('case', ['255 dimensions', 'dimensions of 2**32 - 1', 'gzip bomb'])
+def test_training_script_refuses_broken_idx_file(mnist_dir, case):
+    path = mnist_dir / 'MNIST' / 'raw' / 'train-images-idx3-ubyte.gz'
+    if case == 'gzip bomb':
+        images = np.zeros((40, 28, 28), np.uint8)
+        path.write_bytes(gzip_bomb(idx_bytes(images), expanded_gib=4))
+        expected = 'holds more than 31360 bytes of data'
+    else:
+        content, expected = BROKEN_IDX_IMAGES[case]
+        path.write_bytes(gzip.compress(content))
+    finished = run_script('train_mlp_numpy.py', '--dataset', 'mnist', '--data_dir',
+                          str(mnist_dir), '--validation_size', '8', '--batch_size', '8',
+                          '--epochs', '1', '--no_plot', '--no_progress',
+                          '--out_dir', str(mnist_dir / 'out'), cwd=mnist_dir)
+    assert finished.returncode == 1, finished.stderr
+    [line] = finished.stderr.strip().splitlines()
+    assert line.startswith(f'error: {path}') and expected in line
 
 
 @pytest.fixture
