@@ -73,6 +73,28 @@ def read_checkpoint(files, path):
     return contents
 
 
+def check_archive(path):
+    """Check every member of a zip archive (``.npz``, ``torch.save``'s files) against its CRC-32.
+
+    Reading a member checks it only once read to its end, and neither the
+    ``.npy`` header parser nor ``torch.load`` gets that far on damaged data.
+
+    Raises
+    ------
+    zipfile.BadZipFile
+        Naming the first damaged member.
+    """
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            # The MS-DOS folder attribute: miniz, inside torch.load, reads such a
+            # member as an empty folder, so one flipped bit would load a wrong tensor.
+            if member.external_attr & 0x10:
+                raise zipfile.BadZipFile(f"the member {member.filename} is marked as a folder")
+        damaged = archive.testzip()
+    if damaged is not None:
+        raise zipfile.BadZipFile(f"bad CRC-32 of the member {damaged}")
+
+
 class RandomStates:
     """Random generators as one checkpoint part, with ``state_dict`` and ``load_state_dict``.
 
@@ -128,6 +150,7 @@ class NumpyFiles:
             If the file holds pickled objects, or is not a readable ``.npz``.
         """
         try:
+            check_archive(path)
             with np.load(path, allow_pickle=False) as data:
                 return {key: data[key] for key in data.files}
         except (ValueError, zipfile.BadZipFile, zlib.error, EOFError) as error:
@@ -154,7 +177,8 @@ class NumpyFiles:
 
     @staticmethod
     def read(path):
-        """Read what ``write`` wrote."""
+        """Read what ``write`` wrote, after ``check_archive``."""
+        check_archive(path)
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
 
@@ -203,15 +227,49 @@ class TorchFiles:
 
     @staticmethod
     def write(contents, path):
-        """``torch.save`` through an open file, so a full disk is an ``OSError`` like any other."""
+        """``torch.save`` through an open file, so a full disk is an ``OSError`` like any other.
+
+        ``torch.save`` reports a failed write as ``RuntimeError: [enforce fail at
+        inline_container.cc] ... unexpected pos``; the file's own error, kept by
+        ``WriteErrorKeeper``, is raised in its place.
+        """
         import torch
 
         def write(temporary):
             with open(temporary, 'wb') as file:
-                torch.save(contents, file)
+                keeper = WriteErrorKeeper(file)
+                try:
+                    torch.save(contents, keeper)
+                except RuntimeError:
+                    if keeper.error is None:
+                        raise
+                    raise keeper.error from None
         atomic_write(path, write)
 
     @staticmethod
     def read(path, device='cpu'):
+        """Read what ``write`` wrote, after ``check_archive``: ``torch.load``
+        checks none of the checksums its files carry."""
         import torch
+        check_archive(path)
         return torch.load(path, map_location=device, weights_only=True)
+
+
+class WriteErrorKeeper:
+    """A binary file that keeps the ``OSError`` of its first failed write.
+
+    See ``TorchFiles.write``.
+    """
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data):
+        try:
+            return self.file.write(data)
+        except OSError as error:
+            self.error = self.error or error
+            raise
+
+    def flush(self):
+        self.file.flush()

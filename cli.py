@@ -6,6 +6,7 @@ outputs that cannot be written, 130 after Ctrl-C.
 """
 import argparse
 import math
+import os
 import sys
 
 from checkpoints import CheckpointError, read_checkpoint
@@ -140,8 +141,19 @@ def saved_settings_as_flags(parser, settings):
 
     Only flags of this parser whose ``dest`` is a run setting are produced, so
     a checkpoint cannot set paths (``--data_dir``, ``--out_dir``) or anything
-    else, and every value passes the same checks as one typed by hand.
+    else. Each value is one ``--flag=value`` word (and the widths whole
+    numbers), so no saved value can smuggle in another flag, and every value
+    passes the same checks as one typed by hand.
+
+    Raises
+    ------
+    CheckpointError
+        For settings no run could have saved: the file was edited or damaged.
     """
+    if not isinstance(settings, dict):
+        raise CheckpointError(f"the settings saved in the checkpoint are a "
+                              f"{type(settings).__name__}, not a dict; the file was edited "
+                              f"or damaged")
     flags = []
     for action in parser._actions:
         value = settings.get(action.dest)
@@ -150,10 +162,20 @@ def saved_settings_as_flags(parser, settings):
         flag = action.option_strings[0]
         if isinstance(action, argparse._StoreTrueAction):
             flags += [flag] if value is True else []
-        elif isinstance(value, list):
+        elif action.nargs == '*' and isinstance(value, list) and all(
+                type(item) is int for item in value):
             flags += [flag, *(str(item) for item in value)]
         else:
-            flags += [flag, str(value)]
+            flags.append(f"{flag}={value}")
+    parser.exit_on_error = False  # raise ArgumentError instead of exiting, to say where from
+    try:
+        parser.parse_args(flags)
+    except argparse.ArgumentError as error:
+        raise CheckpointError(f"the settings saved in the checkpoint are not ones a run "
+                              f"could have saved ({error}); the file was edited or "
+                              f"damaged") from error
+    finally:
+        parser.exit_on_error = True
     return flags
 
 
@@ -169,14 +191,52 @@ def parse_arguments(parser, argv, files):
     try:
         saved = read_checkpoint(files, args.resume)['settings']
         saved_flags = saved_settings_as_flags(parser, saved)
-    except (CheckpointError, AttributeError) as error:
+    except CheckpointError as error:
         parser.error(f"argument --resume: {error}")
     return parser.parse_args([*saved_flags, *(sys.argv[1:] if argv is None else argv)])
 
 
+class ReaderSafeStream:
+    """A text stream whose reader may leave (``... | head -1``) without stopping the run.
+
+    At the first broken pipe the stream's file descriptor is pointed at the
+    null device: later output, Python's final flush included, goes nowhere
+    instead of raising ``BrokenPipeError`` into training.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._discard_output()
+            return len(text)
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._discard_output()
+
+    def _discard_output(self):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, self.stream.fileno())
+        os.close(null)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def run_command_line(parser, train, files, argv=None):
-    """Parse the arguments, call ``train(**vars(args))`` and turn failures into exit codes."""
+    """Parse the arguments, call ``train(**vars(args))`` and turn failures into exit codes.
+
+    A run whose output is no longer read (its pipe closed) trains on and exits with 0.
+    """
     args = parse_arguments(parser, argv, files)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ReaderSafeStream(sys.stdout), ReaderSafeStream(sys.stderr)
     try:
         train(**vars(args))
     except (ConfigurationError, CheckpointError) as error:
@@ -185,3 +245,5 @@ def run_command_line(parser, train, files, argv=None):
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        sys.stdout, sys.stderr = streams

@@ -11,7 +11,13 @@ import os
 import tempfile
 from pathlib import Path
 
-DISK_FULL_ERRORS = (errno.ENOSPC, errno.EDQUOT)
+try:
+    import fcntl
+except ImportError:  # Windows: see FolderLock
+    fcntl = None
+
+NO_ROOM_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+"""A full disk, a full quota, a file larger than the file system or a limit allows."""
 
 
 def _current_umask():
@@ -48,13 +54,105 @@ def atomic_write(path, write):
         os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     except OSError as error:
-        advice = ("free some disk space or write elsewhere" if error.errno in DISK_FULL_ERRORS
+        advice = ("free some disk space or write elsewhere" if error.errno in NO_ROOM_ERRORS
                   else "check that the folder is writable")
         raise OSError(error.errno, f"could not write {path} ({error.strerror or error}); "
                       f"{advice}. Earlier results there are unchanged") from error
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def temporary_files(folder, names):
+    """The temporary files ``atomic_write`` leaves in ``folder`` for files of these names
+    when its process is killed mid-write: ``.<name>.<random>.tmp``, nothing else."""
+    folder = Path(folder)
+    return [path for name in names for path in folder.glob(f".{name}.*.tmp") if path.is_file()]
+
+
+class FolderBusyError(OSError):
+    """Another process holds the lock of a folder."""
+
+
+class FolderLock:
+    """An exclusive lock on a folder, so that two processes never write into it at once.
+
+    The lock is the operating system's (``flock``) on the file ``.lock`` in the
+    folder, so it ends with the process that holds it, however that process
+    ends: the file a killed process leaves behind is simply locked again by
+    the next one. The file holds the holder's process ID, for the message a
+    second process gets, and is removed on release. Windows has no ``flock``;
+    there no lock is taken.
+
+    Parameters
+    ----------
+    folder : str or Path
+        An existing folder.
+    """
+
+    file_name = '.lock'
+
+    def __init__(self, folder):
+        self.path = Path(folder) / self.file_name
+        self.descriptor = None
+
+    def acquire(self):
+        """Take the lock, or refuse at once.
+
+        Raises
+        ------
+        FolderBusyError
+            If another process holds it, naming that process.
+        OSError
+            If the lock file cannot be created, naming the folder.
+        """
+        if fcntl is None:
+            return
+        try:
+            while self.descriptor is None:
+                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = os.read(descriptor, 64).decode(errors='replace').strip()
+                    os.close(descriptor)
+                    raise FolderBusyError(
+                        f"{self.path.parent} is in use by another run (process "
+                        f"{holder or 'unknown'}); wait until it has finished") from None
+                if self._is_current(descriptor):
+                    self.descriptor = descriptor
+                    self._write_holder()
+                else:
+                    os.close(descriptor)
+        except FolderBusyError:
+            raise
+        except OSError as error:
+            raise OSError(error.errno, f"cannot lock {self.path.parent} ({error.strerror}); "
+                          f"check that the folder is writable") from error
+
+    def _write_holder(self):
+        """Write this process's ID into the lock file, if the disk has room for it: the
+        ID is for messages only, the lock is held without it."""
+        try:
+            os.ftruncate(self.descriptor, 0)
+            os.write(self.descriptor, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
+
+    def _is_current(self, descriptor):
+        """Whether the locked file is still the one named ``.lock``: its last holder may
+        have removed it between our open and our lock, and then locking it proves nothing."""
+        try:
+            return os.stat(self.path).st_ino == os.fstat(descriptor).st_ino
+        except FileNotFoundError:
+            return False
+
+    def release(self):
+        """Remove the lock file and let go of the lock; nothing if it is not held."""
+        if self.descriptor is not None:
+            os.remove(self.path)
+            os.close(self.descriptor)
+            self.descriptor = None
 
 
 def strict_json(value):

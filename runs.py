@@ -17,6 +17,7 @@ next to the maths; they reach all of this through a few calls::
 Imports flow one way: runs -> checkpoints, plotting -> fileio.
 """
 import math
+import os
 import platform
 import signal
 import sys
@@ -28,13 +29,23 @@ import numpy as np
 from tqdm import tqdm
 
 from checkpoints import CheckpointError, read_checkpoint, run_name, save_checkpoint
-from data_utils import default_validation_size, pool_size
-from fileio import save_json
+from data_utils import (SPIRAL_CLASSES, SPIRAL_POINTS_PER_CLASS, default_validation_size,
+                        pool_size)
+from fileio import FolderLock, save_json, temporary_files
 
 METRICS = ('train_loss', 'train_accuracy', 'validation_loss', 'validation_accuracy',
            'learning_rate', 'epoch_seconds')
 NOT_SETTINGS = ('data_dir', 'out_dir', 'resume', 'plot', 'progress', 'device')
 """Arguments of ``train`` that say where and how to run, not what the run is."""
+RUNAWAY_FACTOR = 10_000
+"""A run has diverged once an epoch's mean training loss exceeds this many times
+the loss of its very first batch (the untrained network's, about ln C for C
+classes). Runs that recovered later, thanks to a decaying learning rate, were
+seen up to about 640 times it; runaway ones pass a billion times it."""
+DATA_SHAPES = {'cifar10': (3 * 32 * 32, 10, 60000), 'fashion_mnist': (28 * 28, 10, 70000),
+               'mnist': (28 * 28, 10, 70000),
+               'spiral': (2, SPIRAL_CLASSES, SPIRAL_CLASSES * SPIRAL_POINTS_PER_CLASS)}
+"""Per data set: the inputs of one example, the classes, the examples of all splits."""
 
 
 class ConfigurationError(ValueError):
@@ -71,6 +82,7 @@ def run_settings(arguments):
         raise ConfigurationError("--use_batch_norm needs --batch_size of at least 2: batch "
                                  "statistics of one sample are undefined")
     check_split_sizes(settings['dataset'], settings['validation_size'], settings['batch_size'])
+    check_memory(settings)
     return settings
 
 
@@ -93,6 +105,88 @@ def check_split_sizes(dataset, validation_size, batch_size):
     if batch_size > pool - validation_size:
         raise ConfigurationError(f"--batch_size {batch_size} is larger than the "
                                  f"{pool - validation_size} training samples of {dataset}")
+
+
+def memory_estimate(settings):
+    """The memory a run of ``settings`` needs, estimated before anything is allocated.
+
+    Counted: four copies of the parameters (the parameters, their gradients,
+    the best model's copy, an update's temporaries) and the optimiser's
+    state (one more copy for momentum, two for Adam); six arrays of batch size
+    by width per hidden layer (outputs and gradients of the linear layer, the
+    batch norm and the activation); the data set in float32. Not counted:
+    Python, the libraries and passing temporaries. For four settings of the
+    NumPy script it came to 72-103% of the measured peak memory, less that of
+    Python and NumPy alone.
+
+    Returns
+    -------
+    dict of str to int
+        Bytes by part, named for the message of ``check_memory``.
+    """
+    n_inputs, n_classes, n_examples = DATA_SHAPES[settings['dataset']]
+    hidden_dims = settings['hidden_dims']
+    widths = [n_inputs, *hidden_dims, n_classes]
+    n_parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
+    if settings['use_batch_norm']:
+        n_parameters += 4 * sum(hidden_dims)  # scale, shift, running mean and variance
+    state_copies = {'adam': 2, 'sgd': 1 if settings['momentum'] else 0}[settings['optimizer']]
+    itemsize = np.dtype(settings.get('dtype', 'float32')).itemsize
+    per_example = n_inputs + 6 * sum(hidden_dims) + 2 * n_classes
+    return {
+        'parameters, gradients and optimiser state': (4 + state_copies) * n_parameters * itemsize,
+        'activations of a batch': settings['batch_size'] * per_example * itemsize,
+        'the data set': n_examples * n_inputs * np.dtype('float32').itemsize,
+    }
+
+
+def available_memory():
+    """Bytes of memory this process can have now: Linux's ``MemAvailable``, else the
+    machine's physical memory, else None (then nothing is checked)."""
+    try:
+        with open('/proc/meminfo') as meminfo:
+            for line in meminfo:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(settings):
+    """Refuse settings whose ``memory_estimate`` exceeds ``available_memory``.
+
+    Raises
+    ------
+    ConfigurationError
+        Naming the estimate, its parts and the memory available.
+    """
+    parts = memory_estimate(settings)
+    needed, available = sum(parts.values()), available_memory()
+    if available is not None and needed > available:
+        details = ', '.join(f"{name} {readable_size(size)}" for name, size in parts.items())
+        raise ConfigurationError(
+            f"these settings need about {readable_size(needed)} of memory ({details}) but "
+            f"{readable_size(available)} is available; use narrower --hidden_dims or a "
+            f"smaller --batch_size")
+
+
+def readable_size(size):
+    """``size`` bytes as text, in the largest binary unit that keeps the number at least 1."""
+    for unit in ('B', 'KiB', 'MiB', 'GiB'):
+        if size < 1024:
+            return f"{size:.3g} {unit}"
+        size /= 1024
+    return f"{size:.3g} TiB"
+
+
+def divergence_advice(lr):
+    """What to do about a diverged run."""
+    return (f"training diverged at learning rate {lr:g}; try a smaller --lr "
+            f"(for example {lr / 10:g})")
 
 
 class EarlyStopping:
@@ -170,12 +264,14 @@ class EpochProgress:
     Iterating yields the loader's batches and stops (raising ``StopRequested``)
     once Ctrl-C has asked the run to stop; ``record`` adds one batch's loss
     and accuracy and raises ``DivergenceError`` on a non-finite loss, before
-    the step that would spread it into the weights.
+    the step that would spread it into the weights. ``first_loss`` is the
+    loss of the epoch's first batch.
     """
 
     def __init__(self, run, loader, epoch):
         self.run, self.loader, self.epoch = run, loader, epoch
         self.loss_sum, self.correct_sum, self.n_samples, self.n_batches = 0.0, 0.0, 0, 0
+        self.first_loss = None
         self.bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, mininterval=0.5,
                         disable=not run.show_progress)
 
@@ -192,11 +288,11 @@ class EpochProgress:
         loss = float(loss)
         self.n_batches += 1
         if not math.isfinite(loss):
-            lr = self.run.settings['lr']
-            raise DivergenceError(
-                f"the training loss became {loss} in epoch {self.epoch}, batch "
-                f"{self.n_batches}: training diverged at learning rate {lr:g}; try a "
-                f"smaller --lr (for example {lr / 10:g})")
+            raise DivergenceError(f"the training loss became {loss} in epoch {self.epoch}, "
+                                  f"batch {self.n_batches}: "
+                                  f"{divergence_advice(self.run.settings['lr'])}")
+        if self.first_loss is None:
+            self.first_loss = loss
         self.loss_sum += loss * n_samples
         self.correct_sum += accuracy * n_samples
         self.n_samples += n_samples
@@ -229,6 +325,12 @@ class TrainingRun:
         A checkpoint to continue; the run continues in its folder.
     plot, show_progress : bool
         Draw the curves at the end; show a progress bar over each epoch.
+
+    Raises
+    ------
+    ConfigurationError, CheckpointError
+        For ``out_dir`` with ``resume``, or a checkpoint that cannot continue
+        with ``settings``, before anything is written.
     """
 
     def __init__(self, framework, settings, parts, files, out_dir=None, resume=None,
@@ -238,28 +340,60 @@ class TrainingRun:
         if resume is not None and out_dir is not None:
             raise ConfigurationError("--resume continues a run in its own folder; drop "
                                      "--out_dir (or copy the run folder there first)")
-        self.checkpoint = read_resumable_checkpoint(files, resume, settings) if resume else None
+        if resume is not None:
+            read_resumable_checkpoint(files, resume, settings)  # refuse before writing a lock
+        self.resume = resume
         self.run_dir = Path(resume).parent if resume else None
         self.out_dir = Path('results' if out_dir is None else out_dir)
         self.logging_dict = {name: [] for name in METRICS}
         self.stopper = EarlyStopping(settings['patience'])
         self.status, self.message = 'running', ''
         self.stop_requested = False
+        self.finishing = False
         self.best_state = files.copy(parts['model'].state_dict())
+        self.initial_loss = None
+        self.epoch_progress = None
         self.started, self.elapsed_before = time.perf_counter(), 0.0
+        self.lock = None
         self._previous_handler = None
 
-    # -- opening and closing: the folder, Ctrl-C, the summary whatever happens ---------
+    @property
+    def output_names(self):
+        """The names of the files a run writes into its folder."""
+        return (f"checkpoint{self.files.suffix}", f"model{self.files.suffix}", 'summary.json',
+                'loss.png', 'accuracy.png')
+
+    # -- opening and closing: the folder, its lock, Ctrl-C, the summary whatever happens -
 
     def __enter__(self):
+        """Claim a fresh folder, or lock the checkpoint's folder and restore the checkpoint.
+
+        The checkpoint is read again under the lock, since another run may
+        have moved it on since it was checked; temporary files that a killed
+        run left there are removed.
+
+        Raises
+        ------
+        FolderBusyError
+            If another run holds the folder.
+        """
         if self.run_dir is None:
             self.run_dir = claim_run_folder(self.out_dir, run_name(self.framework, self.settings))
-        if self.checkpoint is not None:
-            self._restore(self.checkpoint)
+        self.lock = FolderLock(self.run_dir)
+        self.lock.acquire()
+        try:
+            if self.resume is not None:
+                for path in temporary_files(self.run_dir, self.output_names):
+                    path.unlink()
+                self._restore(read_resumable_checkpoint(self.files, self.resume, self.settings))
+        except BaseException:
+            self.lock.release()
+            raise
         self._install_interrupt_handler()
         return self
 
     def __exit__(self, kind, error, traceback):
+        self.finishing = True
         if kind is DivergenceError:
             self.status, self.message = 'diverged', str(error)
             print(f"\n{self.message}. Keeping the best model so far"
@@ -273,17 +407,28 @@ class TrainingRun:
         if kind is not None:  # a second Ctrl-C or an error: keep a record of what finished
             self.status = 'interrupted' if kind is KeyboardInterrupt else 'failed'
             self.message = self.message or f"{kind.__name__}: {error}"
-            self._restore_interrupt_handler()
-            self._write_summary(None)
+            try:
+                self._write_summary(None)
+            except OSError:
+                pass  # the error being raised says more (the disk that is full, say)
+            finally:
+                self._close()
         return False
 
     def _install_interrupt_handler(self):
         """Turn the first Ctrl-C into a request to stop after the current batch.
 
-        A second Ctrl-C interrupts at once. Outside the main thread (where
-        signal handlers cannot be set) Ctrl-C keeps its usual effect.
+        A second Ctrl-C interrupts at once, except once training has ended:
+        then every Ctrl-C waits until the results are written (``finish``).
+        Outside the main thread (where signal handlers cannot be set) Ctrl-C
+        keeps its usual effect.
         """
         def request_stop(signum, frame):
+            if self.finishing:
+                self.stop_requested = True
+                print("\nCtrl-C: writing the results first, then quitting",
+                      file=sys.stderr, flush=True)
+                return
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.stop_requested = True
@@ -294,10 +439,12 @@ class TrainingRun:
         except ValueError:
             self._previous_handler = None
 
-    def _restore_interrupt_handler(self):
+    def _close(self):
+        """Give Ctrl-C its usual effect back and release the folder's lock."""
         if self._previous_handler is not None:
             signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
+        self.lock.release()
 
     # -- the epoch loop ------------------------------------------------------------------
 
@@ -311,7 +458,8 @@ class TrainingRun:
 
     def progress(self, loader):
         """The batches of the next epoch, with a progress bar: see ``EpochProgress``."""
-        return EpochProgress(self, loader, self.epochs_done + 1)
+        self.epoch_progress = EpochProgress(self, loader, self.epochs_done + 1)
+        return self.epoch_progress
 
     @property
     def epochs_done(self):
@@ -328,7 +476,21 @@ class TrainingRun:
 
     def end_epoch(self, train_loss, train_accuracy, validation_loss, validation_accuracy,
                   learning_rate):
-        """Record a finished epoch, keep the model if it is the best, and save a checkpoint."""
+        """Record a finished epoch, keep the model if it is the best, and save a checkpoint.
+
+        Raises
+        ------
+        DivergenceError
+            If the epoch's mean training loss ran away (``RUNAWAY_FACTOR``):
+            the epoch is not recorded, and the run keeps the epochs before it.
+        """
+        if self.initial_loss is None:
+            self.initial_loss = self.epoch_progress.first_loss
+        if train_loss > RUNAWAY_FACTOR * self.initial_loss:
+            raise DivergenceError(
+                f"the mean training loss of epoch {self.epochs_done + 1} was {train_loss:.3g}, "
+                f"more than {RUNAWAY_FACTOR:,} times the first batch's {self.initial_loss:.3g}: "
+                f"{divergence_advice(self.settings['lr'])}")
         metrics = dict(train_loss=train_loss, train_accuracy=train_accuracy,
                        validation_loss=validation_loss,
                        validation_accuracy=validation_accuracy, learning_rate=learning_rate,
@@ -360,6 +522,7 @@ class TrainingRun:
     def state_dict(self):
         """The run's progress as plain JSON-serialisable values."""
         return {'logging_dict': self.logging_dict, 'stopper': self.stopper.state_dict(),
+                'initial_loss': self.initial_loss,
                 'elapsed_seconds': self.elapsed_before + time.perf_counter() - self.started}
 
     def _restore(self, checkpoint):
@@ -378,6 +541,7 @@ class TrainingRun:
             state = checkpoint['run']
             self.logging_dict = {name: list(state['logging_dict'][name]) for name in METRICS}
             self.stopper.load_state_dict(state['stopper'])
+            self.initial_loss = float(state['initial_loss'])
             self.elapsed_before = float(state['elapsed_seconds'])
         except (KeyError, ValueError, TypeError, RuntimeError) as error:
             raise CheckpointError(f"not a readable checkpoint: its contents do not fit this "
@@ -388,6 +552,8 @@ class TrainingRun:
 
     def finish(self, test_accuracy):
         """Write the best weights, ``summary.json`` and the curves; print the result.
+
+        Ctrl-C waits while they are written (see ``_install_interrupt_handler``).
 
         Raises
         ------
@@ -406,7 +572,7 @@ class TrainingRun:
                          f"{self.settings['dataset']}")
                 plot_training_curves(self.logging_dict, self.run_dir, title, self.best_epoch)
         finally:
-            self._restore_interrupt_handler()
+            self._close()
         if test_accuracy is not None:
             print(f"best epoch {self.best_epoch}: validation accuracy {self.stopper.best:.4f}, "
                   f"test accuracy {test_accuracy:.4f}")
@@ -446,15 +612,19 @@ def read_resumable_checkpoint(files, path, settings):
         or has already done as many epochs as asked for.
     """
     checkpoint = read_checkpoint(files, path)
-    saved = checkpoint['settings']
-    changed = sorted(key for key in settings
-                     if key != 'epochs' and saved.get(key) != settings[key])
+    try:
+        saved = checkpoint['settings']
+        changed = sorted(key for key in settings
+                         if key != 'epochs' and saved.get(key) != settings[key])
+        epochs_done = len(checkpoint['run']['logging_dict']['validation_accuracy'])
+    except (KeyError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"not a readable checkpoint: {path} holds no settings and log "
+                              f"of a run ({type(error).__name__}: {error})") from error
     if changed:
         details = ', '.join(f"{key}: saved {saved.get(key)!r}, now {settings[key]!r}"
                             for key in changed)
         raise ConfigurationError(f"{path} was saved by a run with other settings ({details}); "
                                  f"resume with the saved settings (only --epochs may change)")
-    epochs_done = len(checkpoint['run']['logging_dict']['validation_accuracy'])
     if settings['epochs'] <= epochs_done:
         raise ConfigurationError(f"{path} has {epochs_done} epochs done already; pass "
                                  f"--epochs with more than {epochs_done} to train further")

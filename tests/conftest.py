@@ -65,3 +65,18 @@ def only_run_dir(out_dir):
     run_dirs = [path for path in Path(out_dir).iterdir() if path.is_dir()]
     assert len(run_dirs) == 1, run_dirs
     return run_dirs[0]
+
+
+def flip_a_bit_of_the_data(path):
+    """Flip one bit in the middle of the largest member's data of a zip archive
+    (``.npz``, ``torch.save``'s files), as a failing disk or copy would."""
+    import struct
+    import zipfile
+    with zipfile.ZipFile(path) as archive:
+        member = max(archive.infolist(), key=lambda info: info.compress_size)
+    content = bytearray(Path(path).read_bytes())
+    local_header = member.header_offset
+    name_length, extra_length = struct.unpack('<HH', content[local_header + 26:local_header + 30])
+    data_start = local_header + 30 + name_length + extra_length
+    content[data_start + member.compress_size // 2] ^= 0x01
+    Path(path).write_bytes(bytes(content))

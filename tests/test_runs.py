@@ -2,13 +2,21 @@
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import torch
 
-from checkpoints import CheckpointError, NumpyFiles, read_checkpoint
-from fileio import load_json, save_json
-from runs import ConfigurationError, EarlyStopping, claim_run_folder, run_settings
+import mlp_numpy
+import mlp_pytorch
+import runs
+from checkpoints import CheckpointError, NumpyFiles, TorchFiles, read_checkpoint
+from conftest import REPO, flip_a_bit_of_the_data
+from fileio import FolderLock, load_json, save_json, temporary_files
+from runs import (ConfigurationError, EarlyStopping, claim_run_folder, memory_estimate,
+                  run_settings)
 
 SETTINGS = dict(hidden_dims=[8], lr=0.1, batch_size=32, epochs=2, seed=0, data_dir='x',
                 dataset='spiral', validation_size=None, activation='elu', optimizer='sgd',
@@ -95,21 +103,26 @@ def test_numpy_checkpoint_round_trip_without_pickle(tmp_path):
         assert all(data[key].dtype != object for key in data.files)
 
 
-@pytest.mark.parametrize('damage', ['empty', 'truncated', 'not a zip', 'missing'])
-def test_damaged_checkpoints_are_named_not_read(tmp_path, damage):
-    path = tmp_path / 'checkpoint.npz'
-    NumpyFiles.write({'settings': {}, 'run': {}, 'model': {}, 'best_model': {},
-                      'optimizer': {'x': np.zeros(1000)}}, path)
+@pytest.mark.parametrize('files', [NumpyFiles, TorchFiles], ids=['npz', 'pt'])
+@pytest.mark.parametrize('damage', ['empty', 'truncated', 'not a zip', 'missing', 'bit flip'])
+def test_damaged_checkpoints_are_named_not_read(tmp_path, damage, files):
+    path = tmp_path / f'checkpoint{files.suffix}'
+    array = np.zeros(1000) if files is NumpyFiles else torch.zeros(1000)
+    files.write({'settings': {}, 'run': {}, 'model': {}, 'best_model': {},
+                 'optimizer': {'x': array}}, path)
     if damage == 'empty':
         path.write_bytes(b'')
     elif damage == 'truncated':
         path.write_bytes(path.read_bytes()[:300])
     elif damage == 'not a zip':
         path.write_text('hello')
-    else:
+    elif damage == 'missing':
         path.unlink()
-    with pytest.raises(CheckpointError, match=r"not a readable checkpoint: .*checkpoint.npz"):
-        read_checkpoint(NumpyFiles, path)
+    else:  # torch.load itself loads this one without a word
+        flip_a_bit_of_the_data(path)
+    with pytest.raises(CheckpointError,
+                       match=rf"not a readable checkpoint: .*checkpoint\{files.suffix}"):
+        read_checkpoint(files, path)
 
 
 def test_json_is_strict_and_follows_the_umask(tmp_path):
@@ -123,3 +136,88 @@ def test_json_is_strict_and_follows_the_umask(tmp_path):
         'loss': None, 'best': None, 'x': [1.0]}
     assert load_json(tmp_path / 'a.json')['x'] == [1.0]
     assert stat.S_IMODE((tmp_path / 'a.json').stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize('options', [
+    dict(),
+    dict(hidden_dims=[64, 32], use_batch_norm=True, momentum=0.9),
+    dict(hidden_dims=[], optimizer='adam', dtype='float64'),
+])
+def test_memory_estimate_counts_the_parameters_the_models_have(options):
+    """Against the arrays of real models: four copies of the parameters, plus the optimiser's."""
+    settings = run_settings({**SETTINGS, **options})
+    hidden_dims, use_batch_norm = settings['hidden_dims'], settings['use_batch_norm']
+    dtype = options.get('dtype', 'float32')
+    numpy_model = mlp_numpy.MLP(2, hidden_dims, 3, use_batch_norm, dtype=dtype)
+    numpy_bytes = sum(array.nbytes for array in numpy_model.state_dict().values())
+    torch_model = mlp_pytorch.MLP(2, hidden_dims, 3, use_batch_norm).to(getattr(torch, dtype))
+    torch_bytes = sum(tensor.numel() * tensor.element_size()
+                      for name, tensor in torch_model.state_dict().items()
+                      if 'num_batches_tracked' not in name)
+    assert numpy_bytes == torch_bytes
+    optimiser_copies = {'adam': 2, 'sgd': 1 if settings['momentum'] else 0}[settings['optimizer']]
+    estimate = memory_estimate(settings)
+    assert estimate['parameters, gradients and optimiser state'] == (
+        (4 + optimiser_copies) * numpy_bytes)
+    assert estimate['the data set'] == 1500 * 2 * 4  # the spiral's points in float32
+
+
+def test_settings_that_do_not_fit_in_memory_are_refused(monkeypatch):
+    monkeypatch.setattr(runs, 'available_memory', lambda: 2 ** 30)
+    run_settings({**SETTINGS, 'hidden_dims': [1000]})
+    # 2 inputs, 20 000 000 units, 3 classes, batches of 32, float32:
+    # 4 copies of 3 * 2e7 + 2e7 * 3 + 3 parameters: 1 920 000 048 bytes (1.79 GiB);
+    # 32 * (2 + 6 * 2e7 + 2 * 3) activations: 15 360 001 024 bytes;
+    # 1500 * 2 inputs: 12 000 bytes (11.7 KiB); in all 17 280 013 072 bytes (16.1 GiB).
+    with pytest.raises(ConfigurationError, match=(
+            r"these settings need about 16\.1 GiB of memory \(parameters, gradients and "
+            r"optimiser state 1\.79 GiB, activations of a batch 14\.3 GiB, the data set "
+            r"11\.7 KiB\) but 1 GiB is available; use narrower --hidden_dims")):
+        run_settings({**SETTINGS, 'hidden_dims': [20_000_000]})
+
+
+def test_temporary_files_are_those_of_the_names_given_only(tmp_path):
+    ours = tmp_path / '.checkpoint.npz.k2j4_x9a.tmp'
+    others = [tmp_path / name for name in ('.notes.tmp', 'checkpoint.npz.tmp', '.model.npz',
+                                           '.summary.json.abc.tmp')]
+    for path in [ours, *others]:
+        path.write_text('x')
+    assert temporary_files(tmp_path, ['checkpoint.npz', 'model.npz']) == [ours]
+
+
+LOCK_FROM_ANOTHER_PROCESS = """
+import sys
+from fileio import FolderBusyError, FolderLock
+try:
+    FolderLock(sys.argv[1]).acquire()
+except FolderBusyError as error:
+    sys.exit(f"busy: {error}")
+print('acquired')
+"""
+
+
+def try_lock_from_another_process(folder):
+    return subprocess.run([sys.executable, '-c', LOCK_FROM_ANOTHER_PROCESS, str(folder)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_a_folder_lock_keeps_other_processes_out_until_released(tmp_path):
+    lock = FolderLock(tmp_path)
+    lock.acquire()
+    assert (tmp_path / '.lock').read_text() == f"{os.getpid()}\n"
+    refused = try_lock_from_another_process(tmp_path)
+    assert refused.returncode == 1
+    assert f"busy: {tmp_path} is in use by another run (process {os.getpid()})" in refused.stderr
+    lock.release()
+    assert not (tmp_path / '.lock').exists()
+    assert try_lock_from_another_process(tmp_path).stdout == 'acquired\n'
+
+
+def test_a_lock_file_left_by_a_dead_process_is_taken_over(tmp_path):
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True).stdout.strip()
+    (tmp_path / '.lock').write_text(f"{dead}\n")
+    lock = FolderLock(tmp_path)
+    lock.acquire()
+    assert (tmp_path / '.lock').read_text() == f"{os.getpid()}\n"
+    lock.release()
