@@ -12,7 +12,7 @@ import sys
 from checkpoints import CheckpointError, read_checkpoint
 from cifar10_utils import CorruptDataError, DownloadError
 from data_utils import DATASETS
-from runs import NOT_SETTINGS, ConfigurationError
+from settings import NOT_SETTINGS, ConfigurationError
 
 MAX_SEED = 2 ** 32 - 1
 """The largest seed both NumPy's and PyTorch's generators accept."""

@@ -28,8 +28,8 @@ from cifar10_utils import (CIFAR10_POOL_SIZE, ArrayDataset, ArrayLoader, Corrupt
                            get_dataloader, make_splits)
 
 __all__ = ['DATASETS', 'ArrayDataset', 'ArrayLoader', 'CorruptDataError', 'DownloadError',
-           'default_validation_size', 'get_dataset', 'pool_size', 'get_dataloader', 'get_fashion_mnist',
-           'get_mnist', 'get_spiral', 'read_idx']
+           'dataset_shape', 'default_validation_size', 'get_dataloader', 'get_dataset',
+           'get_fashion_mnist', 'get_mnist', 'get_spiral', 'pool_size', 'read_idx']
 
 DATASETS = ('cifar10', 'fashion_mnist', 'mnist', 'spiral')
 IMAGE_VALIDATION_SIZE = 5000
@@ -352,6 +352,14 @@ def default_validation_size(name, **options):
                     * options.get('points_per_class', SPIRAL_POINTS_PER_CLASS))
         return n_points // 5
     return IMAGE_VALIDATION_SIZE
+
+
+def dataset_shape(name):
+    """What `name` holds, without loading it: (values per example, classes, examples in all splits)."""
+    _check_name(name)
+    n_spiral = SPIRAL_CLASSES * SPIRAL_POINTS_PER_CLASS
+    return {'cifar10': (3 * 32 * 32, 10, 60000), 'fashion_mnist': (28 * 28, 10, 70000),
+            'mnist': (28 * 28, 10, 70000), 'spiral': (2, SPIRAL_CLASSES, n_spiral)}[name]
 
 
 def pool_size(name):

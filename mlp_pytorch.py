@@ -1,7 +1,6 @@
 """The multi-layer perceptron of ``mlp_numpy.py`` in PyTorch, trained with autograd."""
 import math
 
-import torch
 from torch import nn
 
 ACTIVATIONS = {

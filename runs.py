@@ -17,7 +17,6 @@ next to the maths; they reach all of this through a few calls::
 Imports flow one way: runs -> checkpoints, plotting -> fileio.
 """
 import math
-import os
 import platform
 import signal
 import sys
@@ -29,27 +28,16 @@ import numpy as np
 from tqdm import tqdm
 
 from checkpoints import CheckpointError, read_checkpoint, run_name, save_checkpoint
-from data_utils import (SPIRAL_CLASSES, SPIRAL_POINTS_PER_CLASS, default_validation_size,
-                        pool_size)
 from fileio import FolderLock, save_json, temporary_files
+from settings import ConfigurationError
 
 METRICS = ('train_loss', 'train_accuracy', 'validation_loss', 'validation_accuracy',
            'learning_rate', 'epoch_seconds')
-NOT_SETTINGS = ('data_dir', 'out_dir', 'resume', 'plot', 'progress', 'device')
-"""Arguments of ``train`` that say where and how to run, not what the run is."""
 RUNAWAY_FACTOR = 10_000
 """A run has diverged once an epoch's mean training loss exceeds this many times
 the loss of its very first batch (the untrained network's, about ln C for C
 classes). Runs that recovered later, thanks to a decaying learning rate, were
 seen up to about 640 times it; runaway ones pass a billion times it."""
-DATA_SHAPES = {'cifar10': (3 * 32 * 32, 10, 60000), 'fashion_mnist': (28 * 28, 10, 70000),
-               'mnist': (28 * 28, 10, 70000),
-               'spiral': (2, SPIRAL_CLASSES, SPIRAL_CLASSES * SPIRAL_POINTS_PER_CLASS)}
-"""Per data set: the inputs of one example, the classes, the examples of all splits."""
-
-
-class ConfigurationError(ValueError):
-    """Settings that cannot work together, or with the data or checkpoint given."""
 
 
 class DivergenceError(RuntimeError):
@@ -58,129 +46,6 @@ class DivergenceError(RuntimeError):
 
 class StopRequested(Exception):
     """Ctrl-C asked the run to stop after the current batch."""
-
-
-def run_settings(arguments):
-    """The settings that define a run, picked from ``train``'s arguments and checked together.
-
-    Parameters
-    ----------
-    arguments : dict
-        ``locals()`` at the start of a script's ``train``.
-
-    Raises
-    ------
-    ConfigurationError
-        For settings that cannot work together; nothing has been written.
-    """
-    settings = {key: value for key, value in arguments.items() if key not in NOT_SETTINGS}
-    settings['hidden_dims'] = [int(width) for width in settings['hidden_dims']]
-    if settings['optimizer'] == 'adam' and settings['momentum']:
-        raise ConfigurationError("--momentum applies to --optimizer sgd only (Adam keeps "
-                                 "its own moving averages); drop it or use sgd")
-    if settings['use_batch_norm'] and settings['batch_size'] < 2:
-        raise ConfigurationError("--use_batch_norm needs --batch_size of at least 2: batch "
-                                 "statistics of one sample are undefined")
-    check_split_sizes(settings['dataset'], settings['validation_size'], settings['batch_size'])
-    check_memory(settings)
-    return settings
-
-
-def check_split_sizes(dataset, validation_size, batch_size):
-    """Check the validation and batch sizes against the data set's size, without loading it.
-
-    Raises
-    ------
-    ConfigurationError
-        For a validation split that is empty or takes every training example,
-        or a batch larger than the training split.
-    """
-    pool = pool_size(dataset)
-    if validation_size is None:
-        validation_size = default_validation_size(dataset)
-    if not 1 <= validation_size < pool:
-        raise ConfigurationError(f"--validation_size must lie in [1, {pool - 1}] for the "
-                                 f"{pool} training examples of {dataset} (the best epoch is "
-                                 f"chosen on it), got {validation_size}")
-    if batch_size > pool - validation_size:
-        raise ConfigurationError(f"--batch_size {batch_size} is larger than the "
-                                 f"{pool - validation_size} training samples of {dataset}")
-
-
-def memory_estimate(settings):
-    """The memory a run of ``settings`` needs, estimated before anything is allocated.
-
-    Counted: four copies of the parameters (the parameters, their gradients,
-    the best model's copy, an update's temporaries) and the optimiser's
-    state (one more copy for momentum, two for Adam); six arrays of batch size
-    by width per hidden layer (outputs and gradients of the linear layer, the
-    batch norm and the activation); the data set in float32. Not counted:
-    Python, the libraries and passing temporaries. For four settings of the
-    NumPy script it came to 72-103% of the measured peak memory, less that of
-    Python and NumPy alone.
-
-    Returns
-    -------
-    dict of str to int
-        Bytes by part, named for the message of ``check_memory``.
-    """
-    n_inputs, n_classes, n_examples = DATA_SHAPES[settings['dataset']]
-    hidden_dims = settings['hidden_dims']
-    widths = [n_inputs, *hidden_dims, n_classes]
-    n_parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
-    if settings['use_batch_norm']:
-        n_parameters += 4 * sum(hidden_dims)  # scale, shift, running mean and variance
-    state_copies = {'adam': 2, 'sgd': 1 if settings['momentum'] else 0}[settings['optimizer']]
-    itemsize = np.dtype(settings.get('dtype', 'float32')).itemsize
-    per_example = n_inputs + 6 * sum(hidden_dims) + 2 * n_classes
-    return {
-        'parameters, gradients and optimiser state': (4 + state_copies) * n_parameters * itemsize,
-        'activations of a batch': settings['batch_size'] * per_example * itemsize,
-        'the data set': n_examples * n_inputs * np.dtype('float32').itemsize,
-    }
-
-
-def available_memory():
-    """Bytes of memory this process can have now: Linux's ``MemAvailable``, else the
-    machine's physical memory, else None (then nothing is checked)."""
-    try:
-        with open('/proc/meminfo') as meminfo:
-            for line in meminfo:
-                if line.startswith('MemAvailable:'):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def check_memory(settings):
-    """Refuse settings whose ``memory_estimate`` exceeds ``available_memory``.
-
-    Raises
-    ------
-    ConfigurationError
-        Naming the estimate, its parts and the memory available.
-    """
-    parts = memory_estimate(settings)
-    needed, available = sum(parts.values()), available_memory()
-    if available is not None and needed > available:
-        details = ', '.join(f"{name} {readable_size(size)}" for name, size in parts.items())
-        raise ConfigurationError(
-            f"these settings need about {readable_size(needed)} of memory ({details}) but "
-            f"{readable_size(available)} is available; use narrower --hidden_dims or a "
-            f"smaller --batch_size")
-
-
-def readable_size(size):
-    """``size`` bytes as text, in the largest binary unit that keeps the number at least 1."""
-    for unit in ('B', 'KiB', 'MiB', 'GiB'):
-        if size < 1024:
-            return f"{size:.3g} {unit}"
-        size /= 1024
-    return f"{size:.3g} TiB"
 
 
 def divergence_advice(lr):

@@ -21,7 +21,8 @@ from data_utils import get_dataloader, get_dataset
 from mlp_numpy import MLP
 from modules import ACTIVATIONS, SoftmaxCrossEntropyModule
 from optimizers import make_optimizer, make_scheduler
-from runs import TrainingRun, run_settings
+from runs import TrainingRun
+from settings import run_settings
 
 
 def accuracy(predictions, targets):

@@ -19,7 +19,8 @@ from checkpoints import RandomStates, TorchFiles
 from cli import add_common_arguments, run_command_line
 from data_utils import get_dataloader, get_dataset
 from mlp_pytorch import ACTIVATIONS, MLP
-from runs import ConfigurationError, TrainingRun, run_settings
+from runs import TrainingRun
+from settings import ConfigurationError, run_settings
 
 
 def select_device(name='auto'):

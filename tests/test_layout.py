@@ -6,7 +6,6 @@
 - The top-level modules import each other in one direction: no cycles.
 """
 import ast
-from pathlib import Path
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""The lab tier's bookkeeping: early stopping, run settings, run folders, checkpoints, files."""
+"""The lab tier's bookkeeping: early stopping, run settings and memory, run folders,
+checkpoints, files."""
 import json
 import os
 import stat
@@ -11,12 +12,12 @@ import torch
 
 import mlp_numpy
 import mlp_pytorch
-import runs
+import settings
 from checkpoints import CheckpointError, NumpyFiles, TorchFiles, read_checkpoint
 from conftest import REPO, flip_a_bit_of_the_data
 from fileio import FolderLock, load_json, save_json, temporary_files
-from runs import (ConfigurationError, EarlyStopping, claim_run_folder, memory_estimate,
-                  run_settings)
+from runs import EarlyStopping, claim_run_folder
+from settings import ConfigurationError, memory_estimate, run_settings
 
 SETTINGS = dict(hidden_dims=[8], lr=0.1, batch_size=32, epochs=2, seed=0, data_dir='x',
                 dataset='spiral', validation_size=None, activation='elu', optimizer='sgd',
@@ -163,7 +164,7 @@ def test_memory_estimate_counts_the_parameters_the_models_have(options):
 
 
 def test_settings_that_do_not_fit_in_memory_are_refused(monkeypatch):
-    monkeypatch.setattr(runs, 'available_memory', lambda: 2 ** 30)
+    monkeypatch.setattr(settings, 'available_memory', lambda: 2 ** 30)
     run_settings({**SETTINGS, 'hidden_dims': [1000]})
     # 2 inputs, 20 000 000 units, 3 classes, batches of 32, float32:
     # 4 copies of 3 * 2e7 + 2e7 * 3 + 3 parameters: 1 920 000 048 bytes (1.79 GiB);
