@@ -1,5 +1,6 @@
 """Experiments with the two MLPs: what the learning rate, the activation, batch
-normalisation, depth and width do to training, and how NumPy and PyTorch compare.
+normalisation, depth and width do to training, how NumPy and PyTorch compare,
+and how networks of a few sizes fit a noisy curve.
 
 Each study is a function that trains small models, draws its figures and
 returns its numbers; ``run_study`` times it and writes the numbers, with the
@@ -29,6 +30,7 @@ from studies.batch_norm import batch_norm
 from studies.harness import json_ready
 from studies.lr_sweep import lr_sweep
 from studies.numpy_vs_pytorch import numpy_vs_pytorch
+from studies.regression import regression
 from studies.saddle import saddle
 from studies.weight_growth import weight_growth
 
@@ -40,6 +42,7 @@ STUDIES = {
     'numpy_vs_pytorch': numpy_vs_pytorch,
     'saddle': saddle,
     'architectures': architectures,
+    'regression': regression,
 }
 """Each study's name, as its sub-command and its JSON file are named, and its function."""
 
@@ -52,6 +55,7 @@ QUICK_BUDGETS = {
     'saddle': {},
     'architectures': {'spiral_epochs': 200, 'fashion_epochs': 2, 'n_train': 2000,
                       'n_test': 1000},
+    'regression': {'epochs': 300},
 }
 """The settings ``--quick`` overrides in each study: a small budget for a smoke run."""
 
