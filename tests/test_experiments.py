@@ -8,6 +8,8 @@ import ast
 import json
 import math
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +216,58 @@ def test_regression_deep_net_fits_the_training_data_closer_than_a_small_one(tmp_
     runs = record['results']['architectures']
     small, deep = runs['1-8-1']['final_train_mse'], runs['1-64-64-64-1']['final_train_mse']
     assert deep['numpy'] < small['numpy'] and deep['pytorch'] < small['pytorch']
+
+
+def test_a_study_with_non_finite_numbers_writes_strict_json(tmp_path, monkeypatch):
+    def diverging_study(out_dir, seed=0):
+        """A study whose numbers overflowed."""
+        return {'loss': math.inf, 'curve': [1.0, np.float32('nan'), -np.inf]}
+    monkeypatch.setitem(experiments.STUDIES, 'diverging', diverging_study)
+    experiments.run_study('diverging', tmp_path)
+    record = read_strict_json(tmp_path / 'diverging.json')
+    assert record['results'] == {'loss': None, 'curve': [1.0, None, None]}
+
+
+def run_experiments(*arguments, cwd):
+    """``python experiments.py ARGUMENTS`` in a fresh interpreter, as a user runs it."""
+    return subprocess.run([sys.executable, str(REPOSITORY / 'experiments.py'), *arguments],
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def assert_refused(result, *phrases):
+    """Exit code 2, no traceback, and a last line naming the problem."""
+    assert result.returncode == 2, result.stderr
+    assert 'Traceback' not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert 'error: argument' in last_line and all(phrase in last_line for phrase in phrases), (
+        last_line)
+
+
+@pytest.mark.parametrize('seed', ['-1', '4294967296', 'one'])
+def test_command_line_refuses_a_bad_seed(seed, tmp_path):
+    out_dir = tmp_path / 'out'
+    result = run_experiments('saddle', '--seed', seed, '--out_dir', str(out_dir), cwd=tmp_path)
+    assert_refused(result, '--seed', seed)
+    assert not out_dir.exists()
+
+
+def test_command_line_refuses_an_output_folder_that_is_a_file(tmp_path):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    assert_refused(run_experiments('saddle', '--out_dir', str(blocker), cwd=tmp_path),
+                   '--out_dir', 'is a file, not a folder')
+    assert_refused(run_experiments('saddle', '--out_dir', str(blocker / 'figures'),
+                                   cwd=tmp_path),
+                   '--out_dir', 'cannot write into', 'choose a writable folder')
+    assert blocker.read_text() == 'not a folder'
+
+
+@pytest.mark.skipif(not Path('/proc/self').is_dir(), reason='needs Linux /proc')
+def test_command_line_refuses_a_folder_that_takes_no_files(tmp_path):
+    # /proc is a folder in which no one, root included, can create a file:
+    # an unwritable folder even for the root user that CI runs as.
+    assert_refused(run_experiments('saddle', '--out_dir', '/proc', cwd=tmp_path),
+                   '--out_dir', 'cannot write into /proc')
 
 
 def test_count_code_lines_skips_blanks_comments_and_docstrings(tmp_path):
