@@ -21,7 +21,7 @@ RECORDED_POINTS = 100
 
 
 def noisy_sine(n_samples, frequency, noise, rng):
-    """``n_samples`` points ``y = sin(frequency x) + noise e``, x uniform on ``INTERVAL``, e ~ N(0, 1).
+    """``n_samples`` points y = sin(frequency x) + noise e, e ~ N(0, 1), x uniform on ``INTERVAL``.
 
     Returns
     -------
