@@ -1,5 +1,6 @@
 """Experiments with the two MLPs: what the learning rate, the activation, batch
-normalisation, depth and width do to training, and how NumPy and PyTorch compare.
+normalisation, depth and width do to training, how NumPy and PyTorch compare,
+and how networks of a few sizes fit a noisy curve.
 
 Each study is a function that trains small models, draws its figures and
 returns its numbers; ``run_study`` times it and writes the numbers, with the
@@ -19,9 +20,13 @@ training loops, plot helpers) in ``studies/harness.py``.
 """
 import argparse
 import inspect
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+from cifar10_utils import CorruptDataError
+from cli import seed
 from fileio import save_json
 from studies.activations import activations
 from studies.architectures import architectures
@@ -29,6 +34,7 @@ from studies.batch_norm import batch_norm
 from studies.harness import json_ready
 from studies.lr_sweep import lr_sweep
 from studies.numpy_vs_pytorch import numpy_vs_pytorch
+from studies.regression import regression
 from studies.saddle import saddle
 from studies.weight_growth import weight_growth
 
@@ -40,6 +46,7 @@ STUDIES = {
     'numpy_vs_pytorch': numpy_vs_pytorch,
     'saddle': saddle,
     'architectures': architectures,
+    'regression': regression,
 }
 """Each study's name, as its sub-command and its JSON file are named, and its function."""
 
@@ -52,6 +59,7 @@ QUICK_BUDGETS = {
     'saddle': {},
     'architectures': {'spiral_epochs': 200, 'fashion_epochs': 2, 'n_train': 2000,
                       'n_test': 1000},
+    'regression': {'epochs': 300},
 }
 """The settings ``--quick`` overrides in each study: a small budget for a smoke run."""
 
@@ -99,9 +107,9 @@ def build_parser():
     common.add_argument('--quick', action='store_true',
                         help='a small budget (fewer epochs, smaller subsets): '
                              'every study together in under two minutes on two cores')
-    common.add_argument('--seed', default=0, type=int,
-                        help='seed of the data, the initial weights and the batch order '
-                             '(default: 0)')
+    common.add_argument('--seed', default=0, type=seed,
+                        help='seed of the data, the initial weights and the batch order, '
+                             'in [0, 2**32 - 1] (default: 0)')
     common.add_argument('--data_dir', default='data/',
                         help='folder searched for Fashion-MNIST before '
                              '/usr/share/datasets/fashion-mnist (default: data/)')
@@ -117,9 +125,34 @@ def build_parser():
     return parser
 
 
+def check_output_folder(parser, folder):
+    """Create ``folder`` if it is missing and try writing a file into it; else exit 2.
+
+    Checked before any study runs, so a bad ``--out_dir`` costs no training.
+    The trial file is anonymous and vanishes when closed.
+    """
+    if folder.exists() and not folder.is_dir():
+        parser.error(f"argument --out_dir: {folder} is a file, not a folder; "
+                     f"choose a folder (it is created if missing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        parser.error(f"argument --out_dir: cannot write into {folder} "
+                     f"({error.strerror or error}); choose a writable folder")
+
+
 def main(argv=None):
-    """Run the studies named on the command line; print where their files went."""
-    args = build_parser().parse_args(argv)
+    """Run the studies named on the command line; print where their files went.
+
+    Exit codes: 2 for a bad setting, before anything is written; 1 for data
+    that cannot be read or files that cannot be written (every file is written
+    whole or not at all); 130 after Ctrl-C.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_output_folder(parser, args.out_dir)
     names = list(STUDIES) if args.study == 'all' else [args.study]
     total_start = time.perf_counter()
     for name in names:
@@ -128,7 +161,12 @@ def main(argv=None):
                     if key in parameters}
         if args.quick:
             settings.update(QUICK_BUDGETS[name])
-        record = run_study(name, args.out_dir, **settings)
+        try:
+            record = run_study(name, args.out_dir, **settings)
+        except (CorruptDataError, OSError) as error:
+            sys.exit(f"{parser.prog}: error: {name}: {error}")
+        except KeyboardInterrupt:
+            sys.exit(130)
         print(f'{name}: {record["seconds"]:.1f} s -> {args.out_dir / name}.json and its PNGs')
     if len(names) > 1:
         print(f'all studies: {time.perf_counter() - total_start:.1f} s')

@@ -13,9 +13,10 @@ number of output features and ``C`` the number of classes.
 The bodies of ``forward`` and ``backward`` are the formulas derived in
 README.md and nothing else. Inputs are checked once, where they enter: the MLP
 checks its input batch (``mlp_numpy.MLP.forward``) and the losses check their
-labels (``as_target_distribution``). No module casts: by NumPy's own rules a
-float32 input gives a float32 output, and an MLP makes its parameters in the
-dtype it casts its input to, so a network keeps one dtype throughout.
+labels or targets (``as_target_distribution``, ``as_regression_targets``). No
+module casts: by NumPy's own rules a float32 input gives a float32 output, and
+an MLP makes its parameters in the dtype it casts its input to, so a network
+keeps one dtype throughout.
 """
 import numpy as np
 
@@ -538,6 +539,68 @@ class SoftmaxCrossEntropyModule(Module):
         """
         probabilities, targets = self._pop_cache()
         return (probabilities - targets) / len(probabilities)
+
+
+def as_regression_targets(y, predictions):
+    """Check regression targets against ``predictions`` and return them in its dtype.
+
+    This is where the mean squared error's inputs are validated, once. The
+    targets must have exactly the predictions' shape: broadcasting targets of
+    shape (N,) against predictions of shape (N, 1) would silently compare
+    every prediction with every target. They take the predictions' dtype, so
+    float32 predictions give a float32 loss whatever the targets' dtype.
+
+    Raises
+    ------
+    ValueError
+        For an empty batch, targets that are not numbers, or targets of
+        another shape, naming both shapes.
+    """
+    predictions, y = np.asarray(predictions), np.asarray(y)
+    if predictions.size == 0:
+        raise ValueError(f"the mean squared error of an empty batch is undefined, got "
+                         f"predictions of shape {predictions.shape}")
+    if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)):
+        raise ValueError(f"regression targets must be numbers, got dtype {y.dtype}")
+    if y.shape != predictions.shape:
+        raise ValueError(f"targets of shape {y.shape} do not match predictions of shape "
+                         f"{predictions.shape}: the mean squared error compares them element "
+                         f"by element; reshape the targets to {predictions.shape}")
+    return y.astype(predictions.dtype, copy=False)
+
+
+class MSEModule(Module):
+    """Mean squared error between predictions and targets of the same shape.
+
+    L = (1/S) sum_i (X_i - Y_i)^2 over every element i, with S = X.size the
+    number of elements (N D for predictions of shape (N, D)), as
+    ``torch.nn.MSELoss()`` computes it. Paired with an MLP, whose last layer is
+    linear, it makes the network a regression model with ``n_classes`` outputs.
+    """
+
+    def forward(self, x, y):
+        """
+        Parameters
+        ----------
+        x : ndarray of any shape, predictions
+        y : ndarray of the shape of ``x``, targets
+
+        Returns
+        -------
+        loss : float, the mean over every element
+        """
+        targets = as_regression_targets(y, x)
+        return np.mean((x - targets) ** 2)
+
+    def backward(self, x, y):
+        """dL/dX_i = 2 (X_i - Y_i) / S. Needs no forward pass before it.
+
+        Returns
+        -------
+        dx : ndarray of the shape of ``x``
+        """
+        targets = as_regression_targets(y, x)
+        return 2 * (x - targets) / x.size
 
 
 ACTIVATIONS = {

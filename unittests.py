@@ -14,7 +14,7 @@ import numpy as np
 
 from mlp_numpy import MLP
 from modules import (BatchNormModule, CrossEntropyModule, DropoutModule,
-                     ELUModule, LeakyReLUModule, LinearModule, ReLUModule,
+                     ELUModule, LeakyReLUModule, LinearModule, MSEModule, ReLUModule,
                      SigmoidModule, SoftmaxCrossEntropyModule, SoftMaxModule,
                      TanhModule)
 
@@ -99,6 +99,17 @@ class TestLosses(unittest.TestCase):
         separate_grad = softmax.backward(cross_entropy.backward(probabilities, labels))
         self.assertAlmostEqual(fused.forward(logits, labels), separate_loss, places=12)
         np.testing.assert_allclose(fused.backward(), separate_grad, rtol=1e-10, atol=1e-14)
+
+    def test_mean_squared_error_gradient(self):
+        rng = np.random.default_rng(12)
+        for shape in ((7,), (5, 1), (4, 3)):
+            predictions = rng.standard_normal(shape)
+            targets = rng.standard_normal(shape)
+            loss = MSEModule()
+            analytic = MSEModule().backward(predictions, targets)
+            numerical = eval_numerical_gradient(lambda: loss.forward(predictions, targets),
+                                                predictions)
+            self.assertLess(rel_error(analytic, numerical), 1e-6, f"shape {shape}")
 
     def test_fused_loss_is_finite_for_huge_logits(self):
         logits = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4]])
@@ -212,11 +223,13 @@ class TestLayers(unittest.TestCase):
 class TestMLP(unittest.TestCase):
 
     def check_mlp_gradients(self, n_hidden, activation, use_batch_norm=False,
-                            training=True):
+                            training=True, regression=False):
         rng = np.random.default_rng(7)
         n_samples, n_inputs, n_classes = 4, 6, 3
         x = rng.standard_normal((n_samples, n_inputs))
-        labels = rng.integers(n_classes, size=n_samples)
+        # Regression: the n_classes linear outputs are fitted to real targets by MSE.
+        targets = (rng.standard_normal((n_samples, n_classes)) if regression
+                   else rng.integers(n_classes, size=n_samples))
         model = MLP(n_inputs, n_hidden, n_classes, activation=activation, rng=rng,
                     use_batch_norm=use_batch_norm)
         for parameter, _ in model.parameters():
@@ -226,10 +239,14 @@ class TestMLP(unittest.TestCase):
             model.forward(rng.standard_normal((8, n_inputs)))
         if not training:
             model.eval()
-        loss_module = SoftmaxCrossEntropyModule()
-        loss_module.forward(model.forward(x), labels)
-        model.backward(loss_module.backward())
-        loss = lambda: loss_module.forward(model.forward(x), labels)
+        loss = lambda: loss_module.forward(model.forward(x), targets)
+        if regression:
+            loss_module = MSEModule()
+            model.backward(loss_module.backward(model.forward(x), targets))
+        else:
+            loss_module = SoftmaxCrossEntropyModule()
+            loss()
+            model.backward(loss_module.backward())
         # In training mode batch norm subtracts the batch mean, and with it the
         # bias of the linear layer before it: that bias's exact gradient is 0,
         # which a relative error cannot judge, so it is compared absolutely.
@@ -239,7 +256,8 @@ class TestMLP(unittest.TestCase):
         for index, (parameter, gradient) in enumerate(model.parameters()):
             numerical = eval_numerical_gradient(loss, parameter)
             message = (f"parameter {index} of MLP{n_hidden} with {activation}, "
-                       f"batch norm {use_batch_norm}, training {training}")
+                       f"batch norm {use_batch_norm}, training {training}, "
+                       f"regression {regression}")
             if any(parameter is bias for bias in zero_gradient):
                 self.assertLess(np.max(np.abs(gradient)), 1e-12, message)
                 self.assertLess(np.max(np.abs(numerical)), 1e-9, message)
@@ -256,6 +274,10 @@ class TestMLP(unittest.TestCase):
     def test_three_hidden_layers(self):
         for activation in ('elu', 'tanh'):
             self.check_mlp_gradients([5, 4, 5], activation)
+
+    def test_regression_with_mean_squared_error(self):
+        for n_hidden in ([], [5], [5, 4, 5]):
+            self.check_mlp_gradients(n_hidden, 'tanh', regression=True)
 
     def test_batch_norm(self):
         for n_hidden in ([5], [5, 4, 5]):

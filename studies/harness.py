@@ -159,10 +159,12 @@ def hidden_preactivations_torch(model, images):
 # Training loops
 # ---------------------------------------------------------------------------
 
-def numpy_mlp(n_inputs, hidden, n_classes, activation, seed, use_batch_norm=False):
-    """A float32 NumPy MLP whose initial weights depend only on ``seed``."""
+def numpy_mlp(n_inputs, hidden, n_classes, activation, seed, use_batch_norm=False,
+              dtype=np.float32):
+    """A NumPy MLP, float32 unless ``dtype`` says otherwise, whose initial weights
+    depend only on ``seed``."""
     return mlp_numpy.MLP(n_inputs, list(hidden), n_classes, use_batch_norm=use_batch_norm,
-                         activation=activation, dtype=np.float32,
+                         activation=activation, dtype=dtype,
                          rng=np.random.default_rng(seed))
 
 

@@ -8,6 +8,8 @@ import ast
 import json
 import math
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +186,88 @@ def test_architectures_on_fashion_mnist_learn_something(tmp_path):
     assert_written(tmp_path, 'architectures', ['architectures_accuracy.png'])
     assert not (tmp_path / 'architectures_spiral.png').exists()
     assert record['results']['fashion_mnist']['depth 1, width 32']['final_test_accuracy'] > 0.3
+
+
+def test_regression_numpy_and_pytorch_fit_alike_from_the_same_weights(tmp_path):
+    record = experiments.run_study('regression', tmp_path, epochs=100, n_test=200)
+    assert_written(tmp_path, 'regression', ['regression_fits.png', 'regression_curves.png'])
+    results = record['results']
+    assert results['noise_variance'] == pytest.approx(0.01)
+    runs = results['architectures']
+    assert list(runs) == ['1-8-1', '1-64-1', '1-64-64-64-1']
+    assert runs['1-8-1']['parameters'] == 8 + 8 + 8 + 1
+    for name, run in runs.items():
+        numpy_curves, torch_curves = run['curves']['numpy'], run['curves']['pytorch']
+        assert numpy_curves['epoch'][0] == 0 and numpy_curves['epoch'][-1] == 100
+        for split in ('train_mse', 'test_mse'):
+            np.testing.assert_allclose(numpy_curves[split], torch_curves[split], rtol=1e-9,
+                                       err_msg=f'{name} {split}')
+            assert numpy_curves[split][-1] < numpy_curves[split][0], f'{name} {split}'
+        assert run['max_prediction_difference'] < 1e-9, name
+        assert run['final_train_mse']['numpy'] == numpy_curves['train_mse'][-1]
+
+
+def test_regression_deep_net_fits_the_training_data_closer_than_a_small_one(tmp_path):
+    # At the full budget of 2000 epochs the 1-64-64-64-1 net ended below the
+    # 1-8-1 net in training MSE for each of the seeds 0 to 9; at 300 epochs
+    # (the quick budget) for 9 of them, so this test takes the full budget.
+    record = experiments.run_study('regression', tmp_path, hidden_layers=((8,), (64, 64, 64)),
+                                   epochs=2000, n_test=100)
+    runs = record['results']['architectures']
+    small, deep = runs['1-8-1']['final_train_mse'], runs['1-64-64-64-1']['final_train_mse']
+    assert deep['numpy'] < small['numpy'] and deep['pytorch'] < small['pytorch']
+
+
+def test_a_study_with_non_finite_numbers_writes_strict_json(tmp_path, monkeypatch):
+    def diverging_study(out_dir, seed=0):
+        """A study whose numbers overflowed."""
+        return {'loss': math.inf, 'curve': [1.0, np.float32('nan'), -np.inf]}
+    monkeypatch.setitem(experiments.STUDIES, 'diverging', diverging_study)
+    experiments.run_study('diverging', tmp_path)
+    record = read_strict_json(tmp_path / 'diverging.json')
+    assert record['results'] == {'loss': None, 'curve': [1.0, None, None]}
+
+
+def run_experiments(*arguments, cwd):
+    """``python experiments.py ARGUMENTS`` in a fresh interpreter, as a user runs it."""
+    return subprocess.run([sys.executable, str(REPOSITORY / 'experiments.py'), *arguments],
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def assert_refused(result, *phrases):
+    """Exit code 2, no traceback, and a last line naming the problem."""
+    assert result.returncode == 2, result.stderr
+    assert 'Traceback' not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert 'error: argument' in last_line and all(phrase in last_line for phrase in phrases), (
+        last_line)
+
+
+@pytest.mark.parametrize('seed', ['-1', '4294967296', 'one'])
+def test_command_line_refuses_a_bad_seed(seed, tmp_path):
+    out_dir = tmp_path / 'out'
+    result = run_experiments('saddle', '--seed', seed, '--out_dir', str(out_dir), cwd=tmp_path)
+    assert_refused(result, '--seed', seed)
+    assert not out_dir.exists()
+
+
+def test_command_line_refuses_an_output_folder_that_is_a_file(tmp_path):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    assert_refused(run_experiments('saddle', '--out_dir', str(blocker), cwd=tmp_path),
+                   '--out_dir', 'is a file, not a folder')
+    assert_refused(run_experiments('saddle', '--out_dir', str(blocker / 'figures'),
+                                   cwd=tmp_path),
+                   '--out_dir', 'cannot write into', 'choose a writable folder')
+    assert blocker.read_text() == 'not a folder'
+
+
+@pytest.mark.skipif(not Path('/proc/self').is_dir(), reason='needs Linux /proc')
+def test_command_line_refuses_a_folder_that_takes_no_files(tmp_path):
+    # /proc is a folder in which no one, root included, can create a file:
+    # an unwritable folder even for the root user that CI runs as.
+    assert_refused(run_experiments('saddle', '--out_dir', '/proc', cwd=tmp_path),
+                   '--out_dir', 'cannot write into /proc')
 
 
 def test_count_code_lines_skips_blanks_comments_and_docstrings(tmp_path):
