@@ -60,16 +60,8 @@ def accuracy(predictions, targets):
 
 @torch.no_grad()
 def evaluate_model(model, data_loader, return_loss=False):
-    """Accuracy (and mean loss) of ``model`` over the whole data set of ``data_loader``.
-
-    Each batch counts by its size, so the result is the average over every
-    sample even when the last batch is smaller.
-
-    Returns
-    -------
-    accuracy : float
-    loss : float, only when ``return_loss`` is True
-    """
+    """Accuracy (and, with ``return_loss``, mean loss) over every sample of ``data_loader``,
+    each batch counting by its size, as ``train_mlp_numpy.evaluate_model``."""
     model.eval()
     accuracy_sum, loss_sum, n_samples = 0.0, 0.0, 0
     for images, labels in data_loader:

@@ -4,6 +4,8 @@
 - ``run_script`` and ``only_run_dir``: the training scripts run as a user runs them.
 - ``SPIRAL``: keyword arguments for a quick ``train`` call on generated data.
 - ``needs_fashion_mnist``: skips a test where Debian's Fashion-MNIST is not installed.
+- ``mirror_pair``, ``cross_entropy_losses`` and ``assert_mirrors_agree``: a NumPy MLP and its PyTorch copy, and
+  the check that they compute the same outputs, loss and gradients.
 """
 import subprocess
 import sys
@@ -11,8 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
+import mlp_numpy
+import mlp_pytorch
 from data_utils import DEBIAN_FASHION_MNIST_DIR
+from mirror import copy_numpy_to_torch
+from modules import SoftmaxCrossEntropyModule
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = ('train_mlp_numpy.py', 'train_mlp_pytorch.py')
@@ -80,3 +88,61 @@ def flip_a_bit_of_the_data(path):
     data_start = local_header + 30 + name_length + extra_length
     content[data_start + member.compress_size // 2] ^= 0x01
     Path(path).write_bytes(bytes(content))
+
+
+def mirror_pair(n_inputs, n_hidden, n_outputs, seed=0, **options):
+    """A float64 NumPy MLP with perturbed random parameters, and its PyTorch copy.
+
+    The parameters are moved off their initial values (zero biases, unit
+    batch-norm scales), so that a gradient that wrongly ignores one shows.
+    ``options`` go to both constructors (``activation``, ``use_batch_norm``, ...).
+    """
+    rng = np.random.default_rng(seed)
+    numpy_model = mlp_numpy.MLP(n_inputs, n_hidden, n_outputs, rng=rng, **options)
+    for parameter, _ in numpy_model.parameters():
+        parameter += 0.1 * rng.standard_normal(parameter.shape)
+    torch_model = mlp_pytorch.MLP(n_inputs, n_hidden, n_outputs, **options).double()
+    copy_numpy_to_torch(numpy_model, torch_model)
+    return numpy_model, torch_model
+
+
+def assert_mirrors_agree(numpy_model, torch_model, x, numpy_loss, torch_loss, zero_floor=0.0):
+    """Run one batch through both MLPs and their losses, forward and backward, and compare.
+
+    Outputs and loss must agree to 1e-8 relative, every parameter exactly, and
+    every parameter gradient to 1e-8 relative (or, where the exact gradient is
+    0 and both sides are rounding noise, to ``zero_floor`` absolute).
+
+    Parameters
+    ----------
+    numpy_loss : callable
+        ``numpy_loss(outputs)`` returns the loss and dL/d(outputs).
+    torch_loss : callable
+        ``torch_loss(outputs)`` returns the loss as a tensor.
+    """
+    numpy_outputs = numpy_model.forward(x)
+    numpy_value, doutputs = numpy_loss(numpy_outputs)
+    numpy_model.backward(doutputs)
+    torch_outputs = torch_model(torch.from_numpy(x))
+    torch_value = torch_loss(torch_outputs)
+    torch_value.backward()
+
+    assert rel_error(numpy_outputs, torch_outputs.detach().numpy()) < 1e-8
+    assert rel_error(numpy_value, torch_value.item()) < 1e-8
+    numpy_parameters, torch_parameters = numpy_model.parameters(), list(torch_model.parameters())
+    assert len(numpy_parameters) == len(torch_parameters)
+    for index, ((parameter, gradient), torch_parameter) in enumerate(
+            zip(numpy_parameters, torch_parameters)):
+        np.testing.assert_array_equal(parameter, torch_parameter.detach().numpy())
+        torch_gradient = torch_parameter.grad.numpy()
+        assert (np.max(np.abs(gradient - torch_gradient)) <= zero_floor
+                or rel_error(gradient, torch_gradient) < 1e-8), f"parameter {index}"
+
+
+def cross_entropy_losses(labels):
+    """The fused NumPy loss and PyTorch's cross-entropy, for ``assert_mirrors_agree``."""
+    loss_module = SoftmaxCrossEntropyModule()
+
+    def numpy_loss(logits):
+        return loss_module.forward(logits, labels), loss_module.backward()
+    return numpy_loss, lambda logits: F.cross_entropy(logits, torch.from_numpy(labels))

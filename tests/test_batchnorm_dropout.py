@@ -11,13 +11,12 @@ import io
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import mlp_numpy
 import mlp_pytorch
-from conftest import rel_error
+from conftest import assert_mirrors_agree, cross_entropy_losses, mirror_pair, rel_error
 from mirror import copy_numpy_to_torch, copy_torch_to_numpy
-from modules import BatchNormModule, DropoutModule, SoftmaxCrossEntropyModule
+from modules import BatchNormModule, DropoutModule
 
 
 # ---------------------------------------------------------------------------
@@ -215,13 +214,7 @@ def test_layer_order_is_the_same_in_both_mlps():
 
 def make_batch_norm_pair(n_hidden, seed=0, n_inputs=12, n_classes=5):
     """A NumPy MLP with batch norm, perturbed random parameters, and its PyTorch copy (float64)."""
-    rng = np.random.default_rng(seed)
-    numpy_model = mlp_numpy.MLP(n_inputs, n_hidden, n_classes, rng=rng, use_batch_norm=True)
-    for parameter, _ in numpy_model.parameters():
-        parameter += 0.1 * rng.standard_normal(parameter.shape)
-    torch_model = mlp_pytorch.MLP(n_inputs, n_hidden, n_classes, use_batch_norm=True).double()
-    copy_numpy_to_torch(numpy_model, torch_model)
-    return numpy_model, torch_model
+    return mirror_pair(n_inputs, n_hidden, n_classes, seed, use_batch_norm=True)
 
 
 @pytest.mark.parametrize('n_hidden', [[], [16], [16, 8, 16]], ids=['depth0', 'depth1', 'depth3'])
@@ -230,28 +223,11 @@ def test_mirror_with_batch_norm_in_training_mode(n_hidden):
     rng = np.random.default_rng(1)
     x = 2 * rng.standard_normal((10, 12)) + 1
     labels = rng.integers(5, size=10)
-
-    loss_module = SoftmaxCrossEntropyModule()
-    numpy_logits = numpy_model.forward(x)
-    numpy_loss = loss_module.forward(numpy_logits, labels)
-    numpy_model.backward(loss_module.backward())
-
-    torch_logits = torch_model(torch.from_numpy(x))
-    torch_loss = F.cross_entropy(torch_logits, torch.from_numpy(labels))
-    torch_loss.backward()
-
-    assert rel_error(numpy_logits, torch_logits.detach().numpy()) < 1e-8
-    assert abs(numpy_loss - torch_loss.item()) / abs(torch_loss.item()) < 1e-8
-    torch_parameters = list(torch_model.parameters())
-    numpy_parameters = numpy_model.parameters()
-    assert len(numpy_parameters) == len(torch_parameters) == 2 + 4 * len(n_hidden)
-    for index, ((parameter, gradient), torch_parameter) in enumerate(
-            zip(numpy_parameters, torch_parameters)):
-        np.testing.assert_array_equal(parameter, torch_parameter.detach().numpy())
-        # The bias of a linear layer before batch norm has gradient 0 in
-        # exact arithmetic, so both sides are rounding noise around it.
-        assert np.max(np.abs(gradient - torch_parameter.grad.numpy())) < 1e-12 or \
-            rel_error(gradient, torch_parameter.grad.numpy()) < 1e-8, f"parameter {index}"
+    assert len(numpy_model.parameters()) == 2 + 4 * len(n_hidden)
+    # The bias of a linear layer before batch norm has gradient 0 in exact
+    # arithmetic, so both sides are rounding noise around it.
+    assert_mirrors_agree(numpy_model, torch_model, x, *cross_entropy_losses(labels),
+                         zero_floor=1e-12)
 
 
 @pytest.mark.parametrize('n_hidden', [[], [16], [16, 8, 16]], ids=['depth0', 'depth1', 'depth3'])

@@ -7,24 +7,17 @@ parameter, with PyTorch's autograd as the oracle for the hand-written backward.
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import mlp_numpy
 import mlp_pytorch
-from conftest import rel_error
+from conftest import assert_mirrors_agree, cross_entropy_losses, mirror_pair
 from mirror import copy_numpy_to_torch, copy_torch_to_numpy
-from modules import ACTIVATIONS, SoftmaxCrossEntropyModule
+from modules import ACTIVATIONS
 
 
 def make_pair(n_hidden, activation, seed=0, n_inputs=12, n_classes=5):
     """A NumPy MLP with perturbed random parameters and its PyTorch copy (float64)."""
-    rng = np.random.default_rng(seed)
-    numpy_model = mlp_numpy.MLP(n_inputs, n_hidden, n_classes, activation=activation, rng=rng)
-    for parameter, _ in numpy_model.parameters():
-        parameter += 0.1 * rng.standard_normal(parameter.shape)
-    torch_model = mlp_pytorch.MLP(n_inputs, n_hidden, n_classes, activation=activation).double()
-    copy_numpy_to_torch(numpy_model, torch_model)
-    return numpy_model, torch_model
+    return mirror_pair(n_inputs, n_hidden, n_classes, seed, activation=activation)
 
 
 @pytest.mark.parametrize('activation', sorted(ACTIVATIONS))
@@ -34,24 +27,7 @@ def test_logits_loss_and_gradients_match(n_hidden, activation):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((10, 12))
     labels = rng.integers(5, size=10)
-
-    loss_module = SoftmaxCrossEntropyModule()
-    numpy_logits = numpy_model.forward(x)
-    numpy_loss = loss_module.forward(numpy_logits, labels)
-    numpy_model.backward(loss_module.backward())
-
-    torch_logits = torch_model(torch.from_numpy(x))
-    torch_loss = F.cross_entropy(torch_logits, torch.from_numpy(labels))
-    torch_loss.backward()
-
-    assert rel_error(numpy_logits, torch_logits.detach().numpy()) < 1e-8
-    assert abs(numpy_loss - torch_loss.item()) / abs(torch_loss.item()) < 1e-8
-    torch_parameters = [p for layer in torch_model.linear_layers() for p in (layer.weight, layer.bias)]
-    numpy_parameters = numpy_model.parameters()
-    assert len(numpy_parameters) == len(torch_parameters)
-    for (parameter, gradient), torch_parameter in zip(numpy_parameters, torch_parameters):
-        np.testing.assert_array_equal(parameter, torch_parameter.detach().numpy())
-        assert rel_error(gradient, torch_parameter.grad.numpy()) < 1e-8
+    assert_mirrors_agree(numpy_model, torch_model, x, *cross_entropy_losses(labels))
 
 
 def test_image_batches_are_flattened_alike():

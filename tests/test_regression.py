@@ -13,10 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import mlp_numpy
-import mlp_pytorch
-from conftest import numerical_gradient, rel_error
-from mirror import copy_numpy_to_torch
+from conftest import assert_mirrors_agree, mirror_pair, numerical_gradient
 from modules import ACTIVATIONS, MSEModule
 
 SHAPES = [(7,), (5, 1), (4, 3), (2, 3, 4)]
@@ -100,42 +97,21 @@ def test_mse_gradient_is_central_differences(data, shape):
                                rtol=1e-6, atol=1e-9 * (1 + loss))
 
 
-def regression_pair(n_hidden, activation, n_inputs, n_outputs, seed=0):
-    """A float64 NumPy MLP with perturbed random parameters and its PyTorch copy."""
-    rng = np.random.default_rng(seed)
-    numpy_model = mlp_numpy.MLP(n_inputs, n_hidden, n_outputs, activation=activation, rng=rng)
-    for parameter, _ in numpy_model.parameters():
-        parameter += 0.1 * rng.standard_normal(parameter.shape)
-    torch_model = mlp_pytorch.MLP(n_inputs, n_hidden, n_outputs,
-                                  activation=activation).double()
-    copy_numpy_to_torch(numpy_model, torch_model)
-    return numpy_model, torch_model
-
-
 @pytest.mark.parametrize('activation', sorted(ACTIVATIONS))
 @pytest.mark.parametrize('n_hidden', [[], [16], [16, 8, 16]], ids=['depth0', 'depth1', 'depth3'])
 @pytest.mark.parametrize('n_outputs', [1, 3], ids=['1_output', '3_outputs'])
 def test_regression_mlp_matches_its_pytorch_mirror(n_outputs, n_hidden, activation):
-    numpy_model, torch_model = regression_pair(n_hidden, activation, 4, n_outputs)
+    numpy_model, torch_model = mirror_pair(4, n_hidden, n_outputs, activation=activation)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((10, 4))
     targets = rng.standard_normal((10, n_outputs))
-
     loss_module = MSEModule()
-    numpy_predictions = numpy_model.forward(x)
-    numpy_loss = loss_module.forward(numpy_predictions, targets)
-    numpy_model.backward(loss_module.backward(numpy_predictions, targets))
 
-    torch_predictions = torch_model(torch.from_numpy(x))
-    torch_loss = torch.nn.MSELoss()(torch_predictions, torch.from_numpy(targets))
-    torch_loss.backward()
+    def numpy_loss(predictions):
+        return (loss_module.forward(predictions, targets),
+                loss_module.backward(predictions, targets))
 
-    assert rel_error(numpy_predictions, torch_predictions.detach().numpy()) < 1e-8
-    assert rel_error(numpy_loss, torch_loss.item()) < 1e-8
-    torch_parameters = [parameter for layer in torch_model.linear_layers()
-                        for parameter in (layer.weight, layer.bias)]
-    numpy_parameters = numpy_model.parameters()
-    assert len(numpy_parameters) == len(torch_parameters) == 2 * (len(n_hidden) + 1)
-    for (parameter, gradient), torch_parameter in zip(numpy_parameters, torch_parameters):
-        np.testing.assert_array_equal(parameter, torch_parameter.detach().numpy())
-        assert rel_error(gradient, torch_parameter.grad.numpy()) < 1e-8
+    def torch_loss(predictions):
+        return torch.nn.MSELoss()(predictions, torch.from_numpy(targets))
+    assert len(numpy_model.parameters()) == 2 * (len(n_hidden) + 1)
+    assert_mirrors_agree(numpy_model, torch_model, x, numpy_loss, torch_loss)
