@@ -16,8 +16,11 @@ that whatever else the machine does hits them alike; it reports the median of
 the epochs with their min and max. It also times the main job,
 `python train_mlp_numpy.py` with its defaults as a whole process, against ten
 PyTorch-eager epochs in the same process, and sweeps one training step over
-batch sizes and widths. The JSON keeps every measurement; `table` prints the
-README's tables from it.
+batch sizes and widths. To show where the NumPy MLP's time goes, it profiles
+its training step stage by stage and measures the machine's memory copy
+bandwidth, the ceiling of the stages that only move memory. The JSON keeps
+every measurement, with the BLAS library and its threads where threadpoolctl
+is installed; `table` prints the README's tables from it.
 
 `data` measures the data pipeline: loading CIFAR-10 from its extracted
 batches (wall time and peak memory, in a fresh process), and one epoch of
@@ -26,6 +29,7 @@ TensorDataset. Without data/cifar-10-batches-py it writes random images of the
 real size and format (50 000 + 10 000) to a temporary folder and loads those.
 """
 import argparse
+import collections
 import json
 import os
 import pickle
@@ -41,6 +45,7 @@ import numpy as np
 
 import cifar10_utils
 from cifar10_utils import get_cifar10, get_dataloader
+from cli import ReaderSafeStream, positive_int
 from fileio import load_json, save_json
 
 REPOSITORY = Path(__file__).resolve().parent
@@ -167,8 +172,12 @@ def numpy_mlp_epoch(images, labels):
                 rng=np.random.default_rng(0))
     optimizer = SGD(model, LEARNING_RATE)
     loss_module = SoftmaxCrossEntropyModule()
-    return lambda: train_mlp_numpy.train_epoch(model, loader, loss_module, optimizer,
-                                               quiet_run())
+
+    def epoch():
+        return train_mlp_numpy.train_epoch(model, loader, loss_module, optimizer, quiet_run())
+    epoch.model, epoch.loader, epoch.loss_module, epoch.optimizer = (model, loader, loss_module,
+                                                                     optimizer)
+    return epoch
 
 
 def pytorch_mlp_epoch(images, labels):
@@ -298,6 +307,86 @@ def sweep_steps(batch_size, n_hidden, steps):
     return {'numpy MLP (this)': numpy_steps, 'pytorch eager loop': eager_steps}
 
 
+def stage_profile(images, labels, rounds):
+    """Where a NumPy MLP epoch's time goes.
+
+    Runs the training step of ``train_mlp_numpy.train_epoch`` with a clock
+    between its stages: the batch gather, the input check, each module's
+    forward and backward, the loss, the accuracy and the SGD step.
+
+    Returns
+    -------
+    dict
+        ``'seconds'``: stage -> median seconds per epoch over ``rounds`` epochs.
+        ``'bytes'``: the least memory traffic per epoch of the two stages that do
+        nothing but move memory (the gather reads and writes each batch; the
+        update reads gradient and parameter and writes the parameter).
+    """
+    from train_mlp_numpy import accuracy
+
+    make_epoch = numpy_mlp_epoch(images, labels)
+    model, loader = make_epoch.model, make_epoch.loader
+    loss_module, optimizer = make_epoch.loss_module, make_epoch.optimizer
+
+    def epoch():
+        totals = collections.Counter()
+        mark = time.perf_counter()
+
+        def lap(stage):
+            nonlocal mark
+            now = time.perf_counter()
+            totals[stage] += now - mark
+            mark = now
+        for batch_images, batch_labels in loader:
+            lap('gather batch')
+            out = model._input_batch(batch_images)
+            lap('input check')
+            for index, module in enumerate(model.modules):
+                out = module.forward(out)
+                lap(f'{index} {type(module).__name__} forward')
+            loss_module.forward(out, batch_labels)
+            lap('loss forward')
+            accuracy(out, batch_labels)
+            lap('accuracy')
+            dout = loss_module.backward()
+            lap('loss backward')
+            for index, module in reversed(list(enumerate(model.modules))):
+                dout = module.backward(dout)
+                lap(f'{index} {type(module).__name__} backward')
+            optimizer.step()
+            lap('SGD step')
+        return totals
+    epoch()
+    epochs = [epoch() for _ in range(rounds)]
+    n_batches = len(images) // BATCH_SIZE
+    parameter_bytes = sum(param.nbytes for param, _ in model.parameters())
+    return {'seconds': {stage: statistics.median(totals[stage] for totals in epochs)
+                        for stage in epochs[0]},
+            'bytes': {'gather batch': 2 * n_batches * BATCH_SIZE * images[0].nbytes,
+                      'SGD step': 3 * n_batches * parameter_bytes}}
+
+
+def memory_bandwidth(megabytes=256, repeats=5):
+    """This machine's copy bandwidth in bytes per second (read plus write), best of
+    ``repeats`` copies of ``megabytes`` MB: the ceiling of memory-bound stages."""
+    source = np.ones(megabytes * 2**20 // 4, dtype=np.float32)
+    target = np.empty_like(source)
+    fastest = min(interleaved_seconds({'copy': lambda: np.copyto(target, source)},
+                                      repeats)['copy'])
+    return 2 * source.nbytes / fastest
+
+
+def blas_facts():
+    """The BLAS library NumPy calls and its threads, where threadpoolctl is installed."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {}
+    return {info['internal_api']: {key: info.get(key) for key in
+                                   ('version', 'architecture', 'threading_layer', 'num_threads')}
+            for info in threadpool_info() if info['user_api'] == 'blas'}
+
+
 # ---------------------------------------------------------------------------
 # train: one child process per thread count
 # ---------------------------------------------------------------------------
@@ -307,8 +396,9 @@ def run_train_worker(args):
     import torch
 
     torch.set_num_threads(args.threads)
-    results = {'threads': args.threads, 'torch': torch.__version__,
-               'load_average_start': os.getloadavg()[0], 'shapes': {}, 'sweep': {}}
+    results = {'threads': args.threads, 'torch': torch.__version__, 'blas': blas_facts(),
+               'load_average_start': os.getloadavg()[0], 'shapes': {}, 'sweep': {},
+               'memory_bandwidth': memory_bandwidth(16 if args.quick else 256)}
     systems = {name: make for name, make in SYSTEMS.items()
                if name != 'scikit-learn MLPClassifier' or has_sklearn()}
     for shape in SHAPES:
@@ -320,7 +410,8 @@ def run_train_worker(args):
         results['shapes'][shape] = {
             'source': source, 'n_samples': len(images) // BATCH_SIZE * BATCH_SIZE,
             'layers': f"{int(np.prod(images.shape[1:]))}-{N_HIDDEN}-{N_CLASSES}",
-            'seconds': {name: summary(values) for name, values in seconds.items()}}
+            'seconds': {name: summary(values) for name, values in seconds.items()},
+            'profile': stage_profile(images, labels, min(args.epochs, 3))}
     for batch_size, n_hidden in SWEEP:
         tasks = sweep_steps(batch_size, n_hidden, args.sweep_steps)
         for task in tasks.values():
@@ -457,23 +548,36 @@ def print_train_results(results):
           f"{results['load_average_end']:.1f} at the end; NumPy {results['numpy']}; "
           f"medians of {results['epochs']} interleaved epochs [min, max]")
     for label, run in results['runs'].items():
-        print(f"\n== {label} ({run['threads']}), PyTorch {run['torch']}")
+        print(f"\n== {label} ({run['threads']}), PyTorch {run['torch']}, "
+              f"BLAS {blas_summary(run['blas'])}, "
+              f"copy bandwidth {run['memory_bandwidth'] / 1e9:.1f} GB/s")
         for shape, result in run['shapes'].items():
             print(f"{shape} {result['layers']}, {result['n_samples']} samples "
                   f"({result['source']})")
             for system, seconds in result['seconds'].items():
                 print(f"  {system:<28} {seconds['median']:7.3f} s "
                       f"[{seconds['min']:.3f}, {seconds['max']:.3f}]")
+            print_profile(result['profile'], run['memory_bandwidth'])
         main_job = run['main_job']['seconds']
         print(f"main job (whole process) {main_job['main job']['median']:.2f} s, "
               f"{run['main_job']['eager_epochs']} eager epochs "
               f"{main_job['eager epochs']['median']:.2f} s")
-        print("sweep, seconds per step: batch x hidden: numpy / eager")
+        print("sweep, milliseconds per step: batch x hidden: numpy / eager")
         for point, result in run['sweep'].items():
-            numpy_step = result['seconds']['numpy MLP (this)']['median'] / result['steps']
-            eager_step = result['seconds']['pytorch eager loop']['median'] / result['steps']
-            print(f"  {point:>9}: {numpy_step * 1e3:7.3f} ms / {eager_step * 1e3:7.3f} ms")
+            steps = [result['seconds'][name]['median'] / result['steps'] * 1e3
+                     for name in ('numpy MLP (this)', 'pytorch eager loop')]
+            print(f"  {point:>9}: " + " / ".join(f"{step:7.3f}" for step in steps))
         print_targets(label, ratios(run))
+
+
+def print_profile(profile, bandwidth):
+    """A stage profile as milliseconds per epoch, with the memory-bound stages' GB/s."""
+    print("    where the NumPy MLP's epoch goes, ms:")
+    for stage, seconds in profile['seconds'].items():
+        traffic = profile['bytes'].get(stage)
+        speed = (f"  {traffic / seconds / 1e9:5.1f} GB/s ({traffic / seconds / bandwidth:.0%} "
+                 f"of copy bandwidth)" if traffic else "")
+        print(f"      {stage:<28} {seconds * 1e3:7.1f}{speed}")
 
 
 def print_targets(label, run_ratios):
@@ -497,11 +601,12 @@ def run_table(args):
     except OSError as error:
         sys.exit(f"benchmark.py table: error: cannot read {args.json} ({error.strerror}); "
                  f"run `python benchmark.py train` first")
+    first_run = next(iter(results['runs'].values()))
     print(f"Measured {results['date']} on {results['processor']}, {results['cpu_count']} "
           f"cores, load average {results['load_average']:.1f} at the start and "
           f"{results['load_average_end']:.1f} at the end; NumPy {results['numpy']}, "
-          f"PyTorch {next(iter(results['runs'].values()))['torch']}; seconds per epoch, "
-          f"median of {results['epochs']} interleaved epochs [min, max].\n")
+          f"PyTorch {first_run['torch']}, BLAS {blas_summary(first_run.get('blas', {}))}; "
+          f"seconds per epoch, median of {results['epochs']} interleaved epochs [min, max].\n")
     print("| threads | shape | NumPy matrix products only | NumPy MLP | PyTorch eager "
           "| NumPy MLP / matrix products | NumPy MLP / eager |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -515,7 +620,7 @@ def run_table(args):
                   f"(≤ {MLP_OVER_MATMULS_TARGET[shape]:g}) "
                   f"| {run_ratios['mlp_over_eager'][shape]:.2f} "
                   f"(≤ {MLP_OVER_EAGER_TARGET[label]:g}) |")
-    eager_epochs = next(iter(results['runs'].values()))['main_job']['eager_epochs']
+    eager_epochs = first_run['main_job']['eager_epochs']
     print(f"\n| threads | main job, whole process | {eager_epochs} PyTorch-eager epochs | ratio |")
     print("| --- | --- | --- | --- |")
     for run in results['runs'].values():
@@ -523,13 +628,43 @@ def run_table(args):
         print(f"| {run['threads']} | {seconds_cell(seconds['main job'])} "
               f"| {seconds_cell(seconds['eager epochs'])} "
               f"| {ratios(run)['main_job_over_eager']:.2f} (≤ {MAIN_JOB_OVER_EAGER_TARGET:g}) |")
-    points = list(next(iter(results['runs'].values()))['sweep'])
+    points = list(first_run['sweep'])
     print("\n| threads | " + " | ".join(f"batch {point.replace('x', ', hidden ')}"
                                          for point in points) + " |")
     print("| --- |" + " --- |" * len(points))
     for run in results['runs'].values():
         print(f"| {run['threads']} | " + " | ".join(
             f"{value:.2f}" for value in ratios(run)['sweep'].values()) + " |")
+    if all('profile' in result for run in results['runs'].values()
+           for result in run['shapes'].values()):
+        print_profile_table(results['runs'])
+
+
+def print_profile_table(runs):
+    """Where the NumPy MLP's epoch goes, one column per thread count and shape."""
+    columns = [(run, shape, result) for run in runs.values()
+               for shape, result in run['shapes'].items()]
+    print("\n| stage, ms per epoch | " + " | ".join(
+        f"{result['layers']}, {run['threads']} thread{'s' * (run['threads'] > 1)}"
+        for run, _, result in columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
+    for stage in columns[0][2]['profile']['seconds']:
+        cells = []
+        for run, _, result in columns:
+            seconds = result['profile']['seconds'][stage]
+            traffic = result['profile']['bytes'].get(stage)
+            cells.append(f"{seconds * 1e3:.1f}" + (
+                f" ({traffic / seconds / run['memory_bandwidth']:.0%} of copy bandwidth)"
+                if traffic else ""))
+        print(f"| {stage} | " + " | ".join(cells) + " |")
+    print("| copy bandwidth, GB/s | " + " | ".join(
+        f"{run['memory_bandwidth'] / 1e9:.1f}" for run, _, _ in columns) + " |")
+
+
+def blas_summary(blas):
+    """'OpenBLAS 0.3.31 (SkylakeX kernels, pthreads)', or 'unknown' without threadpoolctl."""
+    return ", ".join(f"{name} {facts['version']} ({facts['architecture']} kernels, "
+                     f"{facts['threading_layer']})" for name, facts in blas.items()) or 'unknown'
 
 
 def seconds_cell(seconds):
@@ -721,17 +856,6 @@ def run_data_benchmark(args):
 # Command line
 # ---------------------------------------------------------------------------
 
-def positive_int(text):
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_train_commands(subcommands):
     parser = subcommands.add_parser(
         'train', help='time training epochs of this project and its peers, 1 and all threads')
@@ -789,6 +913,7 @@ def main(argv=None):
     add_train_commands(subcommands)
     add_data_command(subcommands)
     args = parser.parse_args(argv)
+    sys.stdout = ReaderSafeStream(sys.stdout)  # `... | head` ends the output, not the benchmark
     args.run(args)
 
 

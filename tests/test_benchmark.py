@@ -1,10 +1,12 @@
 """benchmark.py on a tiny budget: every system is measured with one thread and with all,
 the JSON keeps every timing, and the README's tables come out of it."""
 import json
+import subprocess
+import sys
 
 import pytest
 
-from conftest import run_script
+from conftest import REPO, run_script
 
 TINY = ['--quick', '--epochs', '2', '--n_train', '256', '--sweep_steps', '2',
         '--sweep_repeats', '2', '--main_job_repeats', '1']
@@ -31,6 +33,12 @@ def test_train_measures_every_system_with_one_and_all_threads(tiny_run):
                 seconds = shape['seconds'][name]
                 assert len(seconds['all']) == 2
                 assert seconds['min'] <= seconds['median'] <= seconds['max']
+            stages = shape['profile']['seconds']
+            assert {'gather batch', 'input check', '0 LinearModule forward',
+                    '0 LinearModule backward', 'loss forward', 'SGD step'} <= set(stages)
+            assert all(value > 0 for value in stages.values())
+            assert set(shape['profile']['bytes']) == {'gather batch', 'SGD step'}
+        assert run['memory_bandwidth'] > 1e8  # bytes per second
         assert len(run['sweep']) == 5
         assert len(run['main_job']['seconds']['main job']['all']) == 1
     assert stdout.count('numpy MLP / matrix products =') == 4
@@ -44,8 +52,27 @@ def test_table_prints_the_readme_tables(tiny_run):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"Measured {results['date']}")
-    rows = [line for line in lines if line.startswith('| 1 |') or line.startswith('| 2 |')]
+    threads = {run['threads'] for run in results['runs'].values()}
+    rows = [line for line in lines if any(line.startswith(f'| {n} |') for n in threads)]
     assert len(rows) == 2 * 2 + 2 + 2  # epochs per shape, main job, sweep; per thread count
+    profile = lines[lines.index(next(line for line in lines if line.startswith('| stage'))):]
+    all_threads = results['runs']['all threads']['threads']
+    assert '784-128-10, 1 thread |' in profile[0]
+    assert f"3072-128-10, {all_threads} thread" in profile[0]
+    assert any(line.startswith('| SGD step |') and 'of copy bandwidth' in line
+               for line in profile)
+
+
+def test_a_closed_stdout_is_not_an_error(tiny_run):
+    """`benchmark.py table | head -1`: the reader leaves before the tables are written."""
+    folder, _, _ = tiny_run
+    process = subprocess.Popen([sys.executable, str(REPO / 'benchmark.py'), 'table', '--json',
+                                str(folder / 'train.json')], cwd=folder,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # long before the interpreter has imported NumPy and printed
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stderr == b''
 
 
 @pytest.mark.parametrize('arguments, message', [
