@@ -75,6 +75,21 @@ def test_a_closed_stdout_is_not_an_error(tiny_run):
     assert stderr == b''
 
 
+def test_levers_measures_each_lever_beside_what_the_code_does(tmp_path):
+    result = run_script('benchmark.py', 'levers', '--n_train', '512', '--repeats', '2',
+                        '--json', str(tmp_path / 'levers.json'), cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    levers = json.loads((tmp_path / 'levers.json').read_text())
+    for case in ('128x3072', '2048x3072'):
+        assert {'param -= lr * grad (this)', 'in blocks of 2**18'} <= set(levers['update, one thread'][case])
+    assert set(levers['gather']) == {'take, a fresh batch (this)', 'take into one buffer'}
+    assert all(faults >= 0 for faults in levers['page faults per step'].values())
+    assert set(levers['optimizer step']) == {'784-128-10', '3072-128-10'}
+    assert all(seconds > 0 for case in levers['optimizer step'].values()
+               for seconds in case.values())
+    assert 'first pass over a product' in result.stdout
+
+
 @pytest.mark.parametrize('arguments, message', [
     (['data', '--repeats', '0'], 'argument --repeats: must be at least 1, got 0'),
     (['data', '--batch_size', '0'], 'argument --batch_size: must be at least 1, got 0'),
