@@ -867,15 +867,14 @@ def run_data_benchmark(args):
 # levers: the speed-ups tried and not kept, each against what the code does
 # ---------------------------------------------------------------------------
 
-def median_of(task, repeats, number=1):
-    """Median seconds of one call of ``task``, over ``repeats`` timings of ``number`` calls."""
-    return statistics.median(interleaved_seconds({'task': task}, repeats)['task']) / number
-
-
 def in_turn(tasks, repeats, number=1):
-    """Median seconds of one call of each task, the tasks timed in turn."""
+    """Median seconds of one call of each task, the tasks timed in turn, ``number`` calls
+    per timing; each call's result is dropped before the next, as in training."""
     def repeated(task):
-        return lambda: [task() for _ in range(number)]
+        def calls():
+            for _ in range(number):
+                task()
+        return calls
     seconds = interleaved_seconds({name: repeated(task) for name, task in tasks.items()}, repeats)
     return {name: statistics.median(values) / number for name, values in seconds.items()}
 
