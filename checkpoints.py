@@ -159,7 +159,8 @@ class NumpyFiles:
 
     @staticmethod
     def write(contents, path):
-        """Write nested dicts and lists with array leaves: arrays to the ``.npz``, the rest as JSON."""
+        """Write nested dicts and lists with array leaves: arrays to the ``.npz``, the rest
+        as JSON."""
         arrays = {}
 
         def take_arrays(value, key):

@@ -355,7 +355,8 @@ def default_validation_size(name, **options):
 
 
 def dataset_shape(name):
-    """What `name` holds, without loading it: (values per example, classes, examples in all splits)."""
+    """What `name` holds, without loading it: (values per example, classes, examples in
+    all splits)."""
     _check_name(name)
     n_spiral = SPIRAL_CLASSES * SPIRAL_POINTS_PER_CLASS
     return {'cifar10': (3 * 32 * 32, 10, 60000), 'fashion_mnist': (28 * 28, 10, 70000),

@@ -322,7 +322,8 @@ class BatchNormModule(Module):
         """
         self.running_mean[...] = (1 - self.momentum) * self.running_mean + self.momentum * mean
         unbiased_var = var * (n_samples / (n_samples - 1))
-        self.running_var[...] = (1 - self.momentum) * self.running_var + self.momentum * unbiased_var
+        self.running_var[...] = ((1 - self.momentum) * self.running_var
+                                 + self.momentum * unbiased_var)
 
     def backward(self, dout):
         """Gradients of batch norm, in the mode the forward pass ran in.

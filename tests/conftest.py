@@ -4,8 +4,9 @@
 - ``run_script`` and ``only_run_dir``: the training scripts run as a user runs them.
 - ``SPIRAL``: keyword arguments for a quick ``train`` call on generated data.
 - ``needs_fashion_mnist``: skips a test where Debian's Fashion-MNIST is not installed.
-- ``mirror_pair``, ``cross_entropy_losses`` and ``assert_mirrors_agree``: a NumPy MLP and its PyTorch copy, and
-  the check that they compute the same outputs, loss and gradients.
+- ``mirror_pair``, ``cross_entropy_losses`` and ``assert_mirrors_agree``: a NumPy MLP
+  and its PyTorch copy, and the check that they compute the same outputs, loss and
+  gradients.
 """
 import subprocess
 import sys
@@ -28,7 +29,8 @@ SPIRAL = dict(dataset='spiral', data_dir='unused', progress=False, plot=False)
 
 needs_fashion_mnist = pytest.mark.skipif(
     not DEBIAN_FASHION_MNIST_DIR.exists(),
-    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+    reason="Debian's dataset-fashion-mnist is not installed "
+           "(apt-get install dataset-fashion-mnist)")
 
 
 def rel_error(x, y, floor=1e-12):

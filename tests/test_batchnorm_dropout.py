@@ -277,7 +277,8 @@ def test_copy_to_torch_carries_running_stats():
 
 def test_copy_back_round_trips_running_stats():
     _, torch_model = make_batch_norm_pair([8, 4])
-    torch_model(torch.randn(20, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(5)))
+    generator = torch.Generator().manual_seed(5)
+    torch_model(torch.randn(20, 12, dtype=torch.float64, generator=generator))
     fresh = mlp_numpy.MLP(12, [8, 4], 5, use_batch_norm=True)
     copy_torch_to_numpy(torch_model, fresh)
     state = fresh.state_dict()

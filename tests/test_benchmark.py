@@ -81,7 +81,8 @@ def test_levers_measures_each_lever_beside_what_the_code_does(tmp_path):
     assert result.returncode == 0, result.stderr
     levers = json.loads((tmp_path / 'levers.json').read_text())
     for case in ('128x3072', '2048x3072'):
-        assert {'param -= lr * grad (this)', 'in blocks of 2**18'} <= set(levers['update, one thread'][case])
+        variants = set(levers['update, one thread'][case])
+        assert {'param -= lr * grad (this)', 'in blocks of 2**18'} <= variants
     assert set(levers['gather']) == {'take, a fresh batch (this)', 'take into one buffer'}
     assert all(faults >= 0 for faults in levers['page faults per step'].values())
     assert set(levers['optimizer step']) == {'784-128-10', '3072-128-10'}

@@ -446,7 +446,7 @@ def test_training_script_refuses_meta_with_three_names(tmp_path, cifar_raw):
     assert 'batches.meta' in line and 'got 3 of type bytes' in line
 
 
-# ---------------------------------------------------------------- CIFAR-10 as the official pipeline gives it
+# ----------------------------------------------- CIFAR-10 as the official pipeline gives it
 
 def torch_random_split(n_examples, validation_size):
     """The official split's training and validation indices, from torch itself."""

@@ -23,7 +23,8 @@ def code_lines(node, source_lines):
     for inner in ast.walk(node):
         body = getattr(inner, 'body', None)
         if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
             docstring_lines.update(range(body[0].lineno, body[0].end_lineno + 1))
     return [number for number in range(node.lineno, node.end_lineno + 1)
             if number not in docstring_lines

@@ -97,7 +97,8 @@ def test_command_line_writes_curves_summary_and_weights(script, tmp_path):
     assert summary['epochs_completed'] == 3
     assert len(summary['metrics']['validation_accuracy']) == 3
     best = summary['best_epoch']
-    assert summary['metrics']['validation_accuracy'][best - 1] == summary['best_validation_accuracy']
+    best_accuracy = summary['metrics']['validation_accuracy'][best - 1]
+    assert best_accuracy == summary['best_validation_accuracy']
     assert 0 <= summary['test_accuracy'] <= 1
     assert 'numpy' in summary['versions']
     assert not list(run_dir.glob('.*.tmp'))
