@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-import cifar10_utils
+import cifar10_files
 from cifar10_utils import get_cifar10, get_dataloader
 from cli import ReaderSafeStream, positive_int
 from fileio import load_json, save_json
@@ -273,7 +273,7 @@ def shape_data(name, data_dir, n_train):
     image_shape, _ = SHAPES[name]
     on_disk = {'fashion_mnist': (Path(data_dir) / 'FashionMNIST' / 'raw').is_dir()
                or DEBIAN_FASHION_MNIST_DIR.is_dir(),
-               'cifar10': (Path(data_dir) / cifar10_utils.CIFAR10_FOLDER).is_dir()}[name]
+               'cifar10': (Path(data_dir) / cifar10_files.CIFAR10_FOLDER).is_dir()}[name]
     if on_disk:
         train = get_dataset(name, data_dir=data_dir)['train']
         return train.images[:n_train], train.labels[:n_train], 'real data'
@@ -469,15 +469,15 @@ def write_random_cifar10(data_dir, seed=0, n_per_batch=10000):
     test batch and batches.meta. Pickle protocol 4 stores the pixels as raw
     bytes, as the real (Python 2) files do, so they read as fast as the real ones."""
     rng = np.random.default_rng(seed)
-    batches_dir = Path(data_dir) / cifar10_utils.CIFAR10_FOLDER
+    batches_dir = Path(data_dir) / cifar10_files.CIFAR10_FOLDER
     batches_dir.mkdir(parents=True)
-    for name in (*cifar10_utils.CIFAR10_TRAIN_BATCHES, cifar10_utils.CIFAR10_TEST_BATCH):
+    for name in (*cifar10_files.CIFAR10_TRAIN_BATCHES, cifar10_files.CIFAR10_TEST_BATCH):
         batch = {b'data': rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
                  b'labels': rng.integers(0, 10, n_per_batch).tolist()}
         (batches_dir / name).write_bytes(pickle.dumps(batch, protocol=4))
     meta = {b'label_names': [b'airplane', b'automobile', b'bird', b'cat', b'deer', b'dog',
                              b'frog', b'horse', b'ship', b'truck']}
-    (batches_dir / cifar10_utils.CIFAR10_META).write_bytes(pickle.dumps(meta, protocol=2))
+    (batches_dir / cifar10_files.CIFAR10_META).write_bytes(pickle.dumps(meta, protocol=2))
 
 
 def run_train_benchmark(args):
@@ -490,7 +490,7 @@ def run_train_benchmark(args):
     thread_counts = {'one thread': 1, 'all threads': os.cpu_count()}
     with tempfile.TemporaryDirectory() as scratch:
         cifar_dir = args.data_dir
-        if not (Path(cifar_dir) / cifar10_utils.CIFAR10_FOLDER).is_dir():
+        if not (Path(cifar_dir) / cifar10_files.CIFAR10_FOLDER).is_dir():
             cifar_dir = str(Path(scratch) / 'data')
             write_random_cifar10(cifar_dir, n_per_batch=2000 if args.quick else 10000)
         for label, threads in thread_counts.items():
@@ -848,8 +848,8 @@ def run_data_benchmark(args):
                'numpy': np.__version__}
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = Path(args.data_dir)
-        if (data_dir / cifar10_utils.CIFAR10_FOLDER).is_dir():
-            results['source'] = f'{data_dir / cifar10_utils.CIFAR10_FOLDER}'
+        if (data_dir / cifar10_files.CIFAR10_FOLDER).is_dir():
+            results['source'] = f'{data_dir / cifar10_files.CIFAR10_FOLDER}'
         else:
             data_dir = Path(scratch)
             write_random_cifar10(data_dir)

@@ -3,42 +3,27 @@
 `get_cifar10` reads the python version of CIFAR-10 (downloading it on first
 use) into three `ArrayDataset`s, split exactly as the official assignment
 splits them; `get_dataloader` wraps them in loaders that cut mini-batches out
-of the whole arrays, with no per-image Python work. The files are pickles,
-read by `CifarUnpickler`, which builds arrays, bytes and containers and
-refuses anything else, so a doctored file never runs code.
+of the whole arrays, with no per-image Python work. Fetching and reading the
+files (a download written under a temporary name, pickles read so that a
+doctored file never runs code) is `cifar10_files`' job.
 
     >>> datasets = get_cifar10('data/')
     >>> loaders = get_dataloader(datasets, batch_size=128)
     >>> for images, labels in loaders['train']:
     ...     pass  # images: (128, 3, 32, 32) float32, labels: (128,) int64
 
-Everything here needs only NumPy (and tqdm for the download bar); PyTorch is
-imported only when a loader is asked for tensors.
+Everything here needs only NumPy; PyTorch is imported only when a loader is
+asked for tensors.
 """
-import hashlib
-import http.client
 import numbers
 import operator
-import os
-import pickle
-import shutil
-import tarfile
-import tempfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
-CIFAR10_MD5 = 'c58f30108f718f92721af3b95e74349a'
-CIFAR10_ARCHIVE = 'cifar-10-python.tar.gz'
-CIFAR10_FOLDER = 'cifar-10-batches-py'
-CIFAR10_TRAIN_BATCHES = tuple(f'data_batch_{number}' for number in range(1, 6))
-CIFAR10_TEST_BATCH = 'test_batch'
-CIFAR10_META = 'batches.meta'
-CIFAR10_IMAGE_SHAPE = (3, 32, 32)
-CIFAR10_N_CLASSES = 10
+from cifar10_files import (CIFAR10_ARCHIVE, CIFAR10_META, CIFAR10_TEST_BATCH,
+                           CIFAR10_TRAIN_BATCHES, CorruptDataError, ensure_cifar10_batches,
+                           read_cifar10_batch, read_cifar10_classes)
 
 # Per-channel (red, green, blue) statistics of the training images scaled to [0, 1].
 CIFAR10_MEAN = (0.491, 0.482, 0.447)
@@ -50,17 +35,6 @@ CIFAR10_SPLIT_PERMUTATION = Path(__file__).with_name('cifar10_split_permutation.
 CIFAR10_POOL_SIZE = 50000
 
 SPLITS = ('train', 'validation', 'test')
-DOWNLOAD_CHUNK_BYTES = 1 << 20
-# Without network a connection attempt may hang rather than fail: give up after this.
-DOWNLOAD_TIMEOUT_SECONDS = 20
-
-
-class DownloadError(OSError):
-    """A data file could not be downloaded (no network, interrupted, wrong checksum)."""
-
-
-class CorruptDataError(ValueError):
-    """A data file or folder on disk is truncated, incomplete or in the wrong format."""
 
 
 class ArrayDataset:
@@ -320,245 +294,6 @@ def make_splits(pool_images, pool_labels, test_images, test_labels, classes, ord
         'validation': ArrayDataset(pool_images[n_train:], pool_labels[n_train:], classes),
         'test': ArrayDataset(test_images, test_labels, classes),
     }
-
-
-def file_md5(path):
-    """Return the hex md5 digest of a file, read in chunks."""
-    digest = hashlib.md5()
-    with open(path, 'rb') as file:
-        while chunk := file.read(DOWNLOAD_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def download_file(url, destination, md5):
-    """Download `url` to `destination`, which appears only when complete and verified.
-
-    The bytes go to a temporary file beside `destination`, which is renamed
-    to `destination` only once the whole body has arrived and its md5 sum
-    matches `md5`. On any failure the temporary file is deleted, so a
-    half-written download is never taken for a whole one.
-
-    Parameters
-    ----------
-    url : str
-        Where to download from (any scheme urllib opens, e.g. https or file).
-    destination : str or Path
-        The final path; its folder is created if needed.
-    md5 : str
-        Expected hex md5 digest of the file.
-
-    Raises
-    ------
-    DownloadError
-        No network, an interrupted transfer, or a checksum mismatch (which
-        is what a transfer that ended early gives). The message says where to
-        put the file by hand.
-    """
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    by_hand = (f'Without network access, download {url} on another machine and put it at '
-               f'{destination.resolve()}, then run again.')
-    print(f'Downloading {url} to {destination}')
-    descriptor, partial_name = tempfile.mkstemp(dir=destination.parent,
-                                                prefix=f'.{destination.name}.', suffix='.part')
-    partial = Path(partial_name)
-    try:
-        digest = hashlib.md5()
-        received = 0
-        try:
-            with os.fdopen(descriptor, 'wb') as partial_file, \
-                    urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
-                announced = response.headers.get('Content-Length')
-                with tqdm(total=int(announced) if announced else None, unit='B',
-                          unit_scale=True, unit_divisor=1024, desc=destination.name,
-                          disable=None) as progress:
-                    while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
-                        partial_file.write(chunk)
-                        digest.update(chunk)
-                        received += len(chunk)
-                        progress.update(len(chunk))
-        except (OSError, http.client.HTTPException) as error:
-            raise DownloadError(f'Could not download {url}: {error}. {by_hand}') from error
-        if digest.hexdigest() != md5:
-            raise DownloadError(f'{url} arrived with md5 {digest.hexdigest()} instead of {md5} '
-                                f'({received} bytes received, {announced or "?"} announced), '
-                                f'so it was discarded; run again to retry. {by_hand}')
-        os.replace(partial, destination)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def extract_archive(archive, folder):
-    """Extract the tar `archive` so that `folder` appears only when fully extracted.
-
-    The archive is unpacked into a temporary folder beside `folder`, and the
-    folder named ``folder.name`` inside it is renamed to `folder` at the end.
-    """
-    folder = Path(folder)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}.',
-                                    suffix='.extracting'))
-    try:
-        with tarfile.open(archive) as tar:
-            # Python >= 3.11.4 can refuse members that would land outside `staging`.
-            safety = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}
-            tar.extractall(staging, **safety)
-        os.rename(staging / folder.name, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def ensure_cifar10_batches(data_dir):
-    """Return `data_dir`/cifar-10-batches-py, downloading and extracting it if needed.
-
-    An existing folder (ours or torchvision's: the layout is the same) is used
-    as it is; otherwise an existing `data_dir`/cifar-10-python.tar.gz is
-    verified and extracted; otherwise the archive is downloaded first.
-    """
-    data_dir = Path(data_dir)
-    batches_dir = data_dir / CIFAR10_FOLDER
-    if not batches_dir.is_dir():
-        archive = data_dir / CIFAR10_ARCHIVE
-        if not archive.is_file():
-            download_file(CIFAR10_URL, archive, md5=CIFAR10_MD5)
-        elif file_md5(archive) != CIFAR10_MD5:
-            raise CorruptDataError(f'{archive} does not have the md5 sum of CIFAR-10 '
-                                   f'({CIFAR10_MD5}): it is incomplete or another file. '
-                                   'Delete it and run again to download it anew.')
-        extract_archive(archive, batches_dir)
-    needed = (*CIFAR10_TRAIN_BATCHES, CIFAR10_TEST_BATCH, CIFAR10_META)
-    missing = [name for name in needed if not (batches_dir / name).is_file()]
-    if missing:
-        raise CorruptDataError(f'{batches_dir} lacks {", ".join(missing)}. Delete that folder '
-                               f'and run again to extract it anew from {CIFAR10_ARCHIVE}.')
-    return batches_dir
-
-
-class ForbiddenGlobalError(pickle.UnpicklingError):
-    """A pickle named a global that a CIFAR-10 file never holds; its text is the name."""
-
-
-def _array_from_buffer(buffer, dtype, shape, order):
-    """Rebuild an array pickled with protocol 5 (what numpy's ``_frombuffer`` does)."""
-    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
-
-
-def _latin1_bytes(text, encoding):
-    """Rebuild bytes pickled by Python 3 with protocol 0 to 2: ``_codecs.encode(text, 'latin1')``.
-
-    Latin-1 maps the code points 0-255 to the byte of the same value and
-    calls nothing else. Every other codec is refused: looking one up can
-    import a module, and some (zlib, bz2) expand their input.
-    """
-    if encoding != 'latin1' or not isinstance(text, str):
-        raise ForbiddenGlobalError(f'_codecs.encode with {encoding!r}')
-    return text.encode('latin-1')
-
-
-class CifarUnpickler(pickle.Unpickler):
-    """An unpickler that can build what CIFAR-10's files hold and nothing else.
-
-    A pickle can name any importable callable and have it called. The files
-    of CIFAR-10 (written by Python 2: bytes as ``str``, numpy named
-    ``numpy.core.multiarray``), and copies re-pickled by Python 3 with
-    protocols 2 to 5, name only numpy's array and dtype rebuilding and
-    Python 3's bytes rebuilding, so those are the only globals allowed.
-    Dicts, lists, tuples, numbers and strings are pickle opcodes, not globals.
-    """
-
-    _rebuild_array = np.empty(0).__reduce__()[0]  # numpy's _reconstruct, in 1.x and 2.x alike
-    ALLOWED_GLOBALS = {
-        ('numpy.core.multiarray', '_reconstruct'): _rebuild_array,
-        ('numpy._core.multiarray', '_reconstruct'): _rebuild_array,
-        ('numpy.core.numeric', '_frombuffer'): _array_from_buffer,
-        ('numpy._core.numeric', '_frombuffer'): _array_from_buffer,
-        ('numpy', 'ndarray'): np.ndarray,
-        ('numpy', 'dtype'): np.dtype,
-        ('_codecs', 'encode'): _latin1_bytes,
-    }
-
-    def find_class(self, module, name):
-        allowed = self.ALLOWED_GLOBALS.get((module, name))
-        if allowed is None:
-            raise ForbiddenGlobalError(f'{module}.{name}')
-        return allowed
-
-
-def _unpickle(path):
-    """Load one pickle of the CIFAR-10 python version (bytes keys), running no code from it."""
-    fix = (f'Delete the folder {Path(path).parent} and run again to extract it anew from '
-           f'the official {CIFAR10_ARCHIVE}.')
-    try:
-        with open(path, 'rb') as file:
-            return CifarUnpickler(file, encoding='bytes').load()
-    except OSError:
-        raise
-    except ForbiddenGlobalError as error:
-        raise CorruptDataError(f'{path} is not a plain CIFAR-10 file: it asks to call {error}, '
-                               f'which was refused (nothing in it was run). {fix}') from None
-    except Exception as error:  # damaged pickles fail in many ways: EOFError, UnpicklingError, ...
-        raise CorruptDataError(
-            f'{path} is truncated or corrupt ({type(error).__name__}: {error}). {fix}') from error
-
-
-def read_cifar10_batch(path):
-    """Read one CIFAR-10 batch file.
-
-    Returns
-    -------
-    raw_images : np.ndarray
-        uint8, shape (n, 3, 32, 32): the 3072 bytes of a row are the red,
-        then the green, then the blue 32x32 plane.
-    labels : np.ndarray
-        int64, shape (n,).
-    """
-    batch = _unpickle(path)
-    if not isinstance(batch, dict):
-        batch = {}
-    raw_images, labels = batch.get(b'data'), _integer_array(batch.get(b'labels'))
-    row_bytes = int(np.prod(CIFAR10_IMAGE_SHAPE))
-    images_ok = (isinstance(raw_images, np.ndarray) and raw_images.dtype == np.uint8
-                 and raw_images.ndim == 2 and raw_images.shape[1] == row_bytes)
-    labels_ok = (images_ok and labels is not None and labels.shape == (len(raw_images),)
-                 and 0 <= labels.min(initial=0)
-                 and labels.max(initial=0) < CIFAR10_N_CLASSES)
-    if not (images_ok and labels_ok):
-        raise CorruptDataError(
-            f"{path} is not a CIFAR-10 batch (expected b'data' uint8 (n, {row_bytes}) and n "
-            f"b'labels' in 0..{CIFAR10_N_CLASSES - 1}). Delete the folder "
-            f'{Path(path).parent} and run again to extract it anew.')
-    return raw_images.reshape(-1, *CIFAR10_IMAGE_SHAPE), labels.astype(np.int64)
-
-
-def _integer_array(labels):
-    """`labels` (a list of ints, or an array) as a 1-D integer array; None if it is neither."""
-    if isinstance(labels, list) and all(type(label) is int for label in labels):
-        labels = np.array(labels)
-    if (not isinstance(labels, np.ndarray) or labels.ndim != 1
-            or not np.issubdtype(labels.dtype, np.integer)):
-        return None
-    return labels
-
-
-def read_cifar10_classes(path):
-    """Read the ten class names from CIFAR-10's batches.meta (b'label_names': ten bytes)."""
-    meta = _unpickle(path)
-    names = meta.get(b'label_names') if isinstance(meta, dict) else None
-    if (not isinstance(names, (list, tuple)) or len(names) != CIFAR10_N_CLASSES
-            or not all(isinstance(name, bytes) for name in names)):
-        raise CorruptDataError(f"{path} is not CIFAR-10's batches.meta (expected b'label_names' "
-                               f'holding {CIFAR10_N_CLASSES} byte strings, got '
-                               f'{_describe(names)}). Delete the folder {Path(path).parent} '
-                               'and run again to extract it anew.')
-    return [name.decode('utf-8', errors='replace') for name in names]
-
-
-def _describe(names):
-    """What an unpickled `names` is, for an error message: '3 of type bytes', 'NoneType'."""
-    if not isinstance(names, (list, tuple)):
-        return type(names).__name__
-    item_types = ', '.join(sorted({type(name).__name__ for name in names})) or 'nothing'
-    return f'{len(names)} of type {item_types}'
 
 
 def load_split_permutation(path=CIFAR10_SPLIT_PERMUTATION):

@@ -10,7 +10,7 @@ import os
 import sys
 
 from checkpoints import CheckpointError, read_checkpoint
-from cifar10_utils import CorruptDataError, DownloadError
+from cifar10_files import CorruptDataError, DownloadError
 from data_utils import DATASETS
 from settings import NOT_SETTINGS, ConfigurationError
 

@@ -23,9 +23,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cifar10_utils import (CIFAR10_POOL_SIZE, ArrayDataset, ArrayLoader, CorruptDataError,
-                           DownloadError, check_validation_size, download_file, get_cifar10,
-                           get_dataloader, make_splits)
+from cifar10_files import CorruptDataError, DownloadError, download_file
+from cifar10_utils import (CIFAR10_POOL_SIZE, ArrayDataset, ArrayLoader, check_validation_size,
+                           get_cifar10, get_dataloader, make_splits)
 
 __all__ = ['DATASETS', 'ArrayDataset', 'ArrayLoader', 'CorruptDataError', 'DownloadError',
            'dataset_shape', 'default_validation_size', 'get_dataloader', 'get_dataset',

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cifar10_utils import CorruptDataError
+from cifar10_files import CorruptDataError
 from cli import seed
 from fileio import save_json
 from studies.activations import activations

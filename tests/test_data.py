@@ -1,4 +1,4 @@
-"""Tests of the data loading: cifar10_utils.py and data_utils.py.
+"""Tests of the data loading: cifar10_files.py, cifar10_utils.py and data_utils.py.
 
 Every test makes its own small data in the real on-disk formats (this
 machine has no network); the real Fashion-MNIST is used when Debian's package
@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import cifar10_files
 import cifar10_utils
 import data_utils
-from cifar10_utils import (CIFAR10_MEAN, CIFAR10_STD, ArrayDataset, CorruptDataError,
-                           DownloadError, get_cifar10, get_dataloader)
+from cifar10_files import CorruptDataError, DownloadError
+from cifar10_utils import CIFAR10_MEAN, CIFAR10_STD, ArrayDataset, get_cifar10, get_dataloader
 from conftest import run_script
 from data_utils import get_dataset, read_idx
 
@@ -172,8 +173,8 @@ def cifar_archive(tmp_path, cifar_dir, monkeypatch):
     archive.parent.mkdir()
     with tarfile.open(archive, 'w:gz') as tar:
         tar.add(cifar_dir / 'cifar-10-batches-py', arcname='cifar-10-batches-py')
-    monkeypatch.setattr(cifar10_utils, 'CIFAR10_URL', archive.as_uri())
-    monkeypatch.setattr(cifar10_utils, 'CIFAR10_MD5',
+    monkeypatch.setattr(cifar10_files, 'CIFAR10_URL', archive.as_uri())
+    monkeypatch.setattr(cifar10_files, 'CIFAR10_MD5',
                         hashlib.md5(archive.read_bytes()).hexdigest())
     return archive
 
@@ -407,12 +408,12 @@ def test_training_script_refuses_hostile_pickle(tmp_path, cifar_raw, script, fil
 def test_unpickler_refuses_other_codecs_of_codecs_encode():
     """Python 3's protocol 2 writes bytes as _codecs.encode(text, 'latin1'); no other codec
     passes."""
-    assert cifar10_utils.CifarUnpickler(io.BytesIO(pickle.dumps(b'\xff\x00', protocol=2)),
+    assert cifar10_files.CifarUnpickler(io.BytesIO(pickle.dumps(b'\xff\x00', protocol=2)),
                                         encoding='bytes').load() == b'\xff\x00'
     zlib_call = b'\x80\x03c_codecs\nencode\nC\x01xX\x04\x00\x00\x00zlib\x86R.'
     assert pickle.loads(zlib_call) == zlib.compress(b'x')  # plain pickle runs the codec
-    with pytest.raises(cifar10_utils.ForbiddenGlobalError, match="encode with 'zlib'"):
-        cifar10_utils.CifarUnpickler(io.BytesIO(zlib_call), encoding='bytes').load()
+    with pytest.raises(cifar10_files.ForbiddenGlobalError, match="encode with 'zlib'"):
+        cifar10_files.CifarUnpickler(io.BytesIO(zlib_call), encoding='bytes').load()
 
 
 # ---------------------------------------------------------------- CIFAR-10 malformed meta
@@ -556,7 +557,7 @@ def test_existing_archive_is_extracted_without_download(tmp_path, cifar_archive,
     data_dir = tmp_path / 'fresh'
     data_dir.mkdir()
     (data_dir / 'cifar-10-python.tar.gz').write_bytes(cifar_archive.read_bytes())
-    monkeypatch.setattr(cifar10_utils, 'CIFAR10_URL', 'https://unreachable.invalid/x.tar.gz')
+    monkeypatch.setattr(cifar10_files, 'CIFAR10_URL', 'https://unreachable.invalid/x.tar.gz')
     assert len(get_cifar10(data_dir, validation_size=VALIDATION_SIZE)['train']) == 90
 
 
@@ -608,7 +609,7 @@ def test_interrupted_download_leaves_nothing_and_rerun_succeeds(tmp_path, cifar_
 
 
 def test_download_with_wrong_md5_is_discarded(tmp_path, cifar_archive, monkeypatch):
-    monkeypatch.setattr(cifar10_utils, 'CIFAR10_MD5', '0' * 32)
+    monkeypatch.setattr(cifar10_files, 'CIFAR10_MD5', '0' * 32)
     data_dir = tmp_path / 'fresh'
     with pytest.raises(DownloadError, match='instead of 0{32}'):
         get_cifar10(data_dir)
