@@ -1245,6 +1245,9 @@ def main(argv=None):
     add_levers_commands(subcommands)
     add_data_command(subcommands)
     args = parser.parse_args(argv)
+    if getattr(args, 'n_train', None) is not None and args.n_train < BATCH_SIZE:
+        parser.error(f"argument --n_train: must be at least one batch, {BATCH_SIZE}, "
+                     f"got {args.n_train}")
     sys.stdout = ReaderSafeStream(sys.stdout)  # `... | head` ends the output, not the benchmark
     args.run(args)
 

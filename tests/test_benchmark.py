@@ -95,6 +95,8 @@ def test_levers_measures_each_lever_beside_what_the_code_does(tmp_path):
     (['data', '--repeats', '0'], 'argument --repeats: must be at least 1, got 0'),
     (['data', '--batch_size', '0'], 'argument --batch_size: must be at least 1, got 0'),
     (['train', '--epochs', '-1'], 'argument --epochs: must be at least 1, got -1'),
+    (['levers', '--n_train', '100'], 'argument --n_train: must be at least one batch, 128'),
+    (['train', '--n_train', '5'], 'argument --n_train: must be at least one batch, 128'),
     (['table', '--json', 'missing.json'], 'cannot read missing.json'),
 ])
 def test_bad_arguments_are_one_line_errors(arguments, message, tmp_path):
