@@ -15,8 +15,8 @@ The spiral is drawn afresh by ``data_utils``; Fashion-MNIST is read from disk
 studies that use it train on a random subset of it to stay within minutes.
 
 This file is the command line only: each study lives in its own module of the
-``studies`` package, and what they share (data subsets, the instrumented
-training loops, plot helpers) in ``studies/harness.py``.
+``lab.studies`` package, and what they share (data subsets, the instrumented
+training loops, plot helpers) in ``lab/studies/harness.py``.
 """
 import argparse
 import inspect
@@ -25,18 +25,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from cifar10_files import CorruptDataError
-from cli import seed
-from fileio import save_json
-from studies.activations import activations
-from studies.architectures import architectures
-from studies.batch_norm import batch_norm
-from studies.harness import json_ready
-from studies.lr_sweep import lr_sweep
-from studies.numpy_vs_pytorch import numpy_vs_pytorch
-from studies.regression import regression
-from studies.saddle import saddle
-from studies.weight_growth import weight_growth
+from lab.downloads import CorruptDataError
+from lab.cli import seed
+from lab.fileio import save_json
+from lab.studies.activations import activations
+from lab.studies.architectures import architectures
+from lab.studies.batch_norm import batch_norm
+from lab.studies.harness import json_ready
+from lab.studies.lr_sweep import lr_sweep
+from lab.studies.numpy_vs_pytorch import numpy_vs_pytorch
+from lab.studies.regression import regression
+from lab.studies.saddle import saddle
+from lab.studies.weight_growth import weight_growth
 
 STUDIES = {
     'lr_sweep': lr_sweep,

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from checkpoints import NumpyFiles, RandomStates
-from cli import add_common_arguments, run_command_line
-from data_utils import get_dataloader, get_dataset
+from lab.checkpoints import NumpyFiles, RandomStates
+from lab.cli import add_common_arguments, run_command_line
+from lab.datasets import get_dataloader, get_dataset
 from mlp_numpy import MLP
 from modules import ACTIVATIONS, SoftmaxCrossEntropyModule
-from optimizers import make_optimizer, make_scheduler
-from runs import TrainingRun
-from settings import run_settings
+from lab.optimizers import make_optimizer, make_scheduler
+from lab.runs import TrainingRun
+from lab.settings import run_settings
 
 
 def accuracy(predictions, targets):

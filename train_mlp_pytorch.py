@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from checkpoints import RandomStates, TorchFiles
-from cli import add_common_arguments, run_command_line
-from data_utils import get_dataloader, get_dataset
+from lab.checkpoints import RandomStates, TorchFiles
+from lab.cli import add_common_arguments, run_command_line
+from lab.datasets import get_dataloader, get_dataset
 from mlp_pytorch import ACTIVATIONS, MLP
-from runs import TrainingRun
-from settings import ConfigurationError, run_settings
+from lab.runs import TrainingRun
+from lab.settings import ConfigurationError, run_settings
 
 
 def select_device(name='auto'):

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 import mlp_numpy
 import mlp_pytorch
-from data_utils import DEBIAN_FASHION_MNIST_DIR
-from mirror import copy_numpy_to_torch
+from lab.datasets import DEBIAN_FASHION_MNIST_DIR
+from lab.mirror import copy_numpy_to_torch
 from modules import SoftmaxCrossEntropyModule
 
 REPO = Path(__file__).resolve().parent.parent

@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cifar10_files
+from lab import cifar10_files
 import cifar10_utils
-import data_utils
-from cifar10_files import CorruptDataError, DownloadError
-from cifar10_utils import CIFAR10_MEAN, CIFAR10_STD, ArrayDataset, get_cifar10, get_dataloader
+from lab import datasets as data_utils
+from lab.downloads import CorruptDataError, DownloadError
+from cifar10_utils import CIFAR10_MEAN, CIFAR10_STD, get_cifar10, get_dataloader
 from conftest import run_script
-from data_utils import get_dataset, read_idx
+from lab.datasets import get_dataset, read_idx
+from lab.loaders import ArrayDataset
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 IMAGES_PER_BATCH = 20

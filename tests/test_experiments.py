@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 import experiments
-import studies
+from lab import studies
 from conftest import needs_fashion_mnist
-from studies import harness
-from studies.activations import ACTIVATION_NAMES
-from studies.numpy_vs_pytorch import REPOSITORY, count_code_lines
-from studies.saddle import finite_difference_hessian
+from lab.studies import harness
+from lab.studies.activations import ACTIVATION_NAMES
+from lab.studies.numpy_vs_pytorch import REPOSITORY, count_code_lines
+from lab.studies.saddle import finite_difference_hessian
 
 CLI_LINE_BUDGET = 300
 """Most lines of code ``experiments.py`` may hold (the project's issue)."""
@@ -314,7 +314,7 @@ def test_every_study_module_is_registered_with_a_sub_command():
     assert study_module_names() == sorted(experiments.STUDIES)
     for name in study_module_names():
         study = experiments.STUDIES[name]
-        assert (study.__module__, study.__name__) == (f'studies.{name}', name)
+        assert (study.__module__, study.__name__) == (f'lab.studies.{name}', name)
         assert parser.parse_args([name]).study == name
 
 
@@ -323,8 +323,8 @@ def test_command_line_file_stays_small():
 
 
 def test_studies_define_no_name_defined_elsewhere():
-    package_files = sorted((REPOSITORY / 'studies').glob('*.py'))
-    module_files = sorted(REPOSITORY.glob('*.py'))
+    package_files = sorted((REPOSITORY / 'lab' / 'studies').glob('*.py'))
+    module_files = sorted(REPOSITORY.glob('*.py')) + sorted((REPOSITORY / 'lab').glob('*.py'))
     definitions = {path: top_level_definitions(path) for path in package_files + module_files}
     for path in package_files:
         for name in definitions[path]:
@@ -335,13 +335,13 @@ def test_studies_define_no_name_defined_elsewhere():
 
 
 def test_imports_flow_from_the_command_line_to_the_studies_to_the_harness():
-    package = REPOSITORY / 'studies'
-    assert not {'experiments', 'studies'} & imported_modules(package / '__init__.py')
+    package = REPOSITORY / 'lab' / 'studies'
+    assert not {'experiments', 'lab.studies'} & imported_modules(package / '__init__.py')
     harness_imports = imported_modules(package / 'harness.py')
     assert 'experiments' not in harness_imports
-    assert not any(module.startswith('studies') for module in harness_imports)
+    assert not any(module.startswith('lab.studies') for module in harness_imports)
     for name in study_module_names():
         imports = imported_modules(package / f'{name}.py')
         assert 'experiments' not in imports
-        assert {module for module in imports if module.startswith('studies')} <= {
-            'studies.harness'}, name
+        assert {module for module in imports if module.startswith('lab.studies')} <= {
+            'lab.studies.harness'}, name

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-import fileio
+from lab import fileio
 import train_mlp_numpy
 import train_mlp_pytorch
 from conftest import (REPO, SCRIPTS, SPIRAL, flip_a_bit_of_the_data, needs_fashion_mnist,
@@ -172,7 +172,7 @@ def test_saved_model_loads_and_scores_as_reported(script, tmp_path):
         _, _, test_accuracy, _ = train_mlp_pytorch.train(use_batch_norm=True, device='cpu',
                                                          **arguments)
         model = train_mlp_pytorch.load_model(only_run_dir(tmp_path))
-    from data_utils import get_dataloader, get_dataset
+    from lab.datasets import get_dataloader, get_dataset
     loaders = get_dataloader(get_dataset('spiral'), 32, return_numpy=script == 'numpy')
     module = train_mlp_numpy if script == 'numpy' else train_mlp_pytorch
     assert module.evaluate_model(model, loaders['test']) == test_accuracy

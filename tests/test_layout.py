@@ -3,7 +3,9 @@
 - In the assignment tier no function is longer than a screen (60 code lines).
 - The forward and backward bodies of the layers are the formulas: no checks,
   no casts (validation happens once, at the MLP's entry and in the losses).
-- The top-level modules import each other in one direction: no cycles.
+- The modules import each other in one direction: no cycles.
+- The root holds the assignment tier and the entry points, nothing else of the lab.
+- What ``cifar10_utils.py`` needs of the lab imports nothing of the assignment tier.
 """
 import ast
 
@@ -63,11 +65,13 @@ def test_forward_and_backward_bodies_are_the_formulas(layer):
 
 
 def project_modules():
-    """Every importable module of the repository: top-level files and the studies package."""
+    """Every importable module of the repository: top-level files and the ``lab`` package."""
     modules = {path.stem: path for path in REPO.glob('*.py')}
-    modules.update({f"studies.{path.stem}": path for path in (REPO / 'studies').glob('*.py')
-                    if path.stem != '__init__'})
-    modules['studies'] = REPO / 'studies' / '__init__.py'
+    for path in (REPO / 'lab').rglob('*.py'):
+        parts = path.relative_to(REPO).with_suffix('').parts
+        if parts[-1] == '__init__':
+            parts = parts[:-1]
+        modules['.'.join(parts)] = path
     return modules
 
 
@@ -104,7 +108,7 @@ def test_no_import_cycles():
     for name in sorted(graph):
         if name not in state:
             visit(name)
-    assert graph['fileio'] == set(), "fileio is the ground floor: it imports nothing of ours"
+    assert graph['lab.fileio'] == set(), "fileio is the ground floor: it imports nothing of ours"
 
 
 def test_the_pytorch_side_imports_nothing_of_the_numpy_implementation():
@@ -112,4 +116,28 @@ def test_the_pytorch_side_imports_nothing_of_the_numpy_implementation():
     modules = project_modules()
     for name in ('mlp_pytorch', 'train_mlp_pytorch'):
         imported = imports_of(modules[name], modules)
-        assert not imported & {'modules', 'mlp_numpy', 'optimizers', 'mirror'}, (name, imported)
+        assert not imported & {'modules', 'mlp_numpy', 'lab.optimizers', 'lab.mirror'}, (
+            name, imported)
+
+
+ENTRY_POINTS = ('benchmark.py', 'experiments.py', 'grade.py')
+
+
+def test_the_root_holds_the_assignment_tier_and_the_entry_points_only():
+    lab_files = {path.name for path in REPO.glob('*.py')} - set(ASSIGNMENT_TIER) - set(ENTRY_POINTS)
+    assert not lab_files, f"lab code at the root (move it into lab/): {sorted(lab_files)}"
+
+
+def test_the_lab_code_under_cifar10_utils_imports_nothing_of_the_assignment_tier():
+    modules = project_modules()
+    assignment = {name[:-len('.py')] for name in ASSIGNMENT_TIER}
+    below = set()
+    todo = [name for name in imports_of(modules['cifar10_utils'], modules) if name in modules]
+    while todo:
+        name = todo.pop()
+        if name not in below:
+            below.add(name)
+            todo.extend(imports_of(modules[name], modules))
+    assert below, "cifar10_utils imports no lab module: this check would check nothing"
+    assert not below & assignment, f"cifar10_utils reaches back into {sorted(below & assignment)}"
+

@@ -11,7 +11,7 @@ import torch
 import mlp_numpy
 import mlp_pytorch
 from conftest import assert_mirrors_agree, cross_entropy_losses, mirror_pair
-from mirror import copy_numpy_to_torch, copy_torch_to_numpy
+from lab.mirror import copy_numpy_to_torch, copy_torch_to_numpy
 from modules import ACTIVATIONS
 
 

@@ -8,7 +8,7 @@ import torch
 from conftest import rel_error
 from mlp_numpy import MLP
 from modules import SoftmaxCrossEntropyModule
-from optimizers import SGD, Adam, CosineAnnealingLR, StepLR, make_optimizer, make_scheduler
+from lab.optimizers import SGD, Adam, CosineAnnealingLR, StepLR, make_optimizer, make_scheduler
 
 SHAPES = [(5, 3), (5,), (2, 5), (2,)]
 

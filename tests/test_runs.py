@@ -12,12 +12,12 @@ import torch
 
 import mlp_numpy
 import mlp_pytorch
-import settings
-from checkpoints import CheckpointError, NumpyFiles, TorchFiles, read_checkpoint
+from lab import settings
+from lab.checkpoints import CheckpointError, NumpyFiles, TorchFiles, read_checkpoint
 from conftest import REPO, flip_a_bit_of_the_data
-from fileio import FolderLock, load_json, save_json, temporary_files
-from runs import EarlyStopping, claim_run_folder
-from settings import ConfigurationError, memory_estimate, run_settings
+from lab.fileio import FolderLock, load_json, save_json, temporary_files
+from lab.runs import EarlyStopping, claim_run_folder
+from lab.settings import ConfigurationError, memory_estimate, run_settings
 
 SETTINGS = dict(hidden_dims=[8], lr=0.1, batch_size=32, epochs=2, seed=0, data_dir='x',
                 dataset='spiral', validation_size=None, activation='elu', optimizer='sgd',
@@ -188,7 +188,7 @@ def test_temporary_files_are_those_of_the_names_given_only(tmp_path):
 
 LOCK_FROM_ANOTHER_PROCESS = """
 import sys
-from fileio import FolderBusyError, FolderLock
+from lab.fileio import FolderBusyError, FolderLock
 try:
     FolderLock(sys.argv[1]).acquire()
 except FolderBusyError as error:

@@ -13,10 +13,10 @@ import mlp_pytorch
 import train_mlp_numpy
 import train_mlp_pytorch
 from conftest import REPO, SPIRAL, needs_fashion_mnist, only_run_dir, run_script
-from data_utils import get_dataloader, get_dataset
-from mirror import copy_numpy_to_torch
+from lab.datasets import get_dataloader, get_dataset
+from lab.mirror import copy_numpy_to_torch
 from modules import SoftmaxCrossEntropyModule
-from optimizers import SGD
+from lab.optimizers import SGD
 
 
 def test_accuracy_functions_agree():

@@ -4,8 +4,8 @@ import functools
 import matplotlib.pyplot as plt
 import numpy as np
 
-from plotting import save_figure
-from studies.harness import (LOSS_LABEL, last, load_subset, numpy_mlp, plot_curves,
+from lab.plotting import save_figure
+from lab.studies.harness import (LOSS_LABEL, last, load_subset, numpy_mlp, plot_curves,
                              plot_decision_boundary, predict_numpy, train_numpy)
 
 

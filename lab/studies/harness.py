@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 
 import mlp_numpy
 import mlp_pytorch
-from data_utils import get_dataset
+from lab.datasets import get_dataset
 from modules import ACTIVATIONS, LinearModule, SoftmaxCrossEntropyModule
 
 LOSS_LABEL = 'loss (cross-entropy, nats)'

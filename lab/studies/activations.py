@@ -3,8 +3,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from modules import ACTIVATIONS
-from plotting import save_figure
-from studies.harness import (DATASET_TITLES, LOSS_LABEL, last, load_subset, numpy_mlp,
+from lab.plotting import save_figure
+from lab.studies.harness import (DATASET_TITLES, LOSS_LABEL, last, load_subset, numpy_mlp,
                              plot_curves, train_numpy)
 
 ACTIVATION_NAMES = ('sigmoid', 'tanh', 'relu', 'leaky_relu', 'elu')

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 
 import mlp_pytorch
-from mirror import copy_numpy_to_torch
+from lab.mirror import copy_numpy_to_torch
 from modules import MSEModule
-from optimizers import Adam, CosineAnnealingLR
-from plotting import save_figure
-from studies.harness import numpy_mlp
+from lab.optimizers import Adam, CosineAnnealingLR
+from lab.plotting import save_figure
+from lab.studies.harness import numpy_mlp
 
 INTERVAL = (-3.0, 3.0)
 """The inputs x are drawn uniformly from this interval."""

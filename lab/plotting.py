@@ -5,7 +5,7 @@ matplotlib.use('Agg')  # draw to files; no display needed
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from fileio import atomic_write
+from lab.fileio import atomic_write
 
 
 def save_figure(figure, path, dpi=100):

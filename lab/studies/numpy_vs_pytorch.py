@@ -8,12 +8,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import mlp_pytorch
-from mirror import copy_numpy_to_torch
-from plotting import save_figure
-from studies.harness import (DATASET_TITLES, last, load_subset, numpy_mlp, plot_curves,
+from lab.mirror import copy_numpy_to_torch
+from lab.plotting import save_figure
+from lab.studies.harness import (DATASET_TITLES, last, load_subset, numpy_mlp, plot_curves,
                              train_numpy, train_torch)
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 """The repository's root, which holds the model files whose lines are counted."""
 
 

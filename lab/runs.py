@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from checkpoints import CheckpointError, read_checkpoint, run_name, save_checkpoint
-from fileio import FolderLock, save_json, temporary_files
-from settings import ConfigurationError
+from lab.checkpoints import CheckpointError, read_checkpoint, run_name, save_checkpoint
+from lab.fileio import FolderLock, save_json, temporary_files
+from lab.settings import ConfigurationError
 
 METRICS = ('train_loss', 'train_accuracy', 'validation_loss', 'validation_accuracy',
            'learning_rate', 'epoch_seconds')
@@ -432,7 +432,7 @@ class TrainingRun:
                 self.status = 'completed'
             self._write_summary(test_accuracy)
             if self.plot and self.epochs_done:
-                from plotting import plot_training_curves
+                from lab.plotting import plot_training_curves
                 title = (f"{self.framework} MLP {self.settings['hidden_dims']} on "
                          f"{self.settings['dataset']}")
                 plot_training_curves(self.logging_dict, self.run_dir, title, self.best_epoch)

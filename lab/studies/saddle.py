@@ -6,7 +6,7 @@ in the gradient carries it off.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from plotting import save_figure
+from lab.plotting import save_figure
 
 
 def saddle_surface(points):

@@ -4,8 +4,8 @@ import time
 
 import matplotlib.pyplot as plt
 
-from plotting import save_figure
-from studies.harness import (DATASET_TITLES, last, load_subset, numpy_mlp,
+from lab.plotting import save_figure
+from lab.studies.harness import (DATASET_TITLES, last, load_subset, numpy_mlp,
                              plot_decision_boundary, predict_numpy, train_numpy)
 
 

@@ -4,9 +4,9 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 import mlp_pytorch
-from mirror import copy_numpy_to_torch
-from plotting import save_figure
-from studies.harness import (DATASET_TITLES, LOSS_LABEL, PROBE_SIZE, last, load_subset,
+from lab.mirror import copy_numpy_to_torch
+from lab.plotting import save_figure
+from lab.studies.harness import (DATASET_TITLES, LOSS_LABEL, PROBE_SIZE, last, load_subset,
                              numpy_mlp, plot_curves, train_numpy, train_torch)
 
 

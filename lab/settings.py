@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from data_utils import dataset_shape, default_validation_size, pool_size
+from lab.datasets import dataset_shape, default_validation_size, pool_size
 
 NOT_SETTINGS = ('data_dir', 'out_dir', 'resume', 'plot', 'progress', 'device')
 """Arguments of ``train`` that say where and how to run, not what the run is."""

@@ -23,9 +23,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cifar10_files import CorruptDataError, DownloadError, download_file
-from cifar10_utils import (CIFAR10_POOL_SIZE, ArrayDataset, ArrayLoader, check_validation_size,
-                           get_cifar10, get_dataloader, make_splits)
+from lab.downloads import CorruptDataError, DownloadError, download_file
+from cifar10_utils import CIFAR10_POOL_SIZE, get_cifar10, get_dataloader
+from lab.loaders import ArrayDataset, ArrayLoader, check_validation_size, make_splits
 
 __all__ = ['DATASETS', 'ArrayDataset', 'ArrayLoader', 'CorruptDataError', 'DownloadError',
            'dataset_shape', 'default_validation_size', 'get_dataloader', 'get_dataset',

@@ -3,8 +3,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from plotting import save_figure
-from studies.harness import DATASET_TITLES, last, load_subset, numpy_mlp, train_numpy
+from lab.plotting import save_figure
+from lab.studies.harness import DATASET_TITLES, last, load_subset, numpy_mlp, train_numpy
 
 
 def weight_growth(out_dir, dataset='fashion_mnist', hidden=(256, 128, 64), activation='relu',

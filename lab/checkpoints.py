@@ -21,7 +21,7 @@ import zlib
 
 import numpy as np
 
-from fileio import atomic_write
+from lab.fileio import atomic_write
 
 ARRAY_REFERENCE = '__array__'
 META_KEY = '__meta__'

@@ -9,10 +9,10 @@ import math
 import os
 import sys
 
-from checkpoints import CheckpointError, read_checkpoint
-from cifar10_files import CorruptDataError, DownloadError
-from data_utils import DATASETS
-from settings import NOT_SETTINGS, ConfigurationError
+from lab.checkpoints import CheckpointError, read_checkpoint
+from lab.downloads import CorruptDataError, DownloadError
+from lab.datasets import DATASETS
+from lab.settings import NOT_SETTINGS, ConfigurationError
 
 MAX_SEED = 2 ** 32 - 1
 """The largest seed both NumPy's and PyTorch's generators accept."""

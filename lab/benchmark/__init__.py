@@ -1,0 +1,1 @@
+"""The benchmarks behind `benchmark.py`, one module per sub-command."""
