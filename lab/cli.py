@@ -11,6 +11,7 @@ import sys
 
 from lab.checkpoints import CheckpointError, read_checkpoint
 from lab.downloads import CorruptDataError, DownloadError
+from lab.fileio import LinkOutOfFolderError
 from lab.datasets import DATASETS
 from lab.settings import NOT_SETTINGS, ConfigurationError
 
@@ -241,6 +242,8 @@ def run_command_line(parser, train, files, argv=None):
         train(**vars(args))
     except (ConfigurationError, CheckpointError) as error:
         parser.error(str(error))
+    except LinkOutOfFolderError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     except (DownloadError, CorruptDataError, OSError) as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:

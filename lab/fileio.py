@@ -8,6 +8,7 @@ import errno
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -74,6 +75,15 @@ class FolderBusyError(OSError):
     """Another process holds the lock of a folder."""
 
 
+class LinkOutOfFolderError(OSError):
+    """A file that a run would write is a link, which could lead out of its folder."""
+
+    def __init__(self, path, kind):
+        super().__init__(f"{path} is {kind}, and a run writes only files of its own "
+                         f"folder; delete {path} and run again")
+        self.errno = errno.ELOOP
+
+
 class FolderLock:
     """An exclusive lock on a folder, so that two processes never write into it at once.
 
@@ -110,7 +120,7 @@ class FolderLock:
             return
         try:
             while self.descriptor is None:
-                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                descriptor = self._open_in_folder()
                 try:
                     fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -124,11 +134,39 @@ class FolderLock:
                     self._write_holder()
                 else:
                     os.close(descriptor)
-        except FolderBusyError:
+        except (FolderBusyError, LinkOutOfFolderError):
             raise
         except OSError as error:
             raise OSError(error.errno, f"cannot lock {self.path.parent} ({error.strerror}); "
                           f"check that the folder is writable") from error
+
+    def _open_in_folder(self):
+        """Open or create ``.lock`` itself, never a file it links to.
+
+        ``O_NOFOLLOW`` refuses a symbolic link (a dangling one too, which would
+        otherwise create its target); a hard link is a second name of a file
+        that may lie anywhere on the same disk, and writing the process ID
+        into it would overwrite that file.
+
+        Raises
+        ------
+        LinkOutOfFolderError
+            If ``.lock`` is a link or anything but a plain file.
+        """
+        try:
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+                                 | getattr(os, 'O_NONBLOCK', 0), 0o666)
+        except OSError as error:
+            if error.errno == errno.ELOOP or self.path.is_symlink():
+                raise LinkOutOfFolderError(self.path, 'a symbolic link') from None
+            raise
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+            os.close(descriptor)
+            kind = ('a hard link to another file' if stat.S_ISREG(status.st_mode)
+                    else 'not a plain file')
+            raise LinkOutOfFolderError(self.path, kind)
+        return descriptor
 
     def _write_holder(self):
         """Write this process's ID into the lock file, if the disk has room for it: the
