@@ -193,6 +193,15 @@ class FolderLock:
             self.descriptor = None
 
 
+def printable(text):
+    """``text`` with each character that a terminal would act on (escape codes, carriage
+    returns, newlines) written as a Python escape: for messages that quote a file's content,
+    which could otherwise erase the line and show a message of its own."""
+    return ''.join(character if character.isprintable()
+                   else character.encode('unicode_escape').decode('ascii')
+                   for character in str(text))
+
+
 def strict_json(value):
     """``value`` with every non-finite float replaced by None, so it is valid JSON.
 
@@ -230,4 +239,4 @@ def load_json(path):
     try:
         return json.loads(Path(path).read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not a readable JSON file ({error})") from error
+        raise ValueError(f"{path} is not a readable JSON file ({printable(error)})") from error

@@ -155,3 +155,179 @@ def test_a_notebook_started_elsewhere_says_where_to_start(tmp_path):
     result = subprocess.run([sys.executable, '-c', first_code_cell('1_mlp_numpy.ipynb')],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and 'start Jupyter in one of them' in result.stderr
+
+
+# ---------------------------------------------------------------- data-size bombs, small data
+
+class Reduce:
+    """Pickles as ``function(*arguments)``."""
+
+    def __init__(self, function, *arguments):
+        self.function, self.arguments = function, arguments
+
+    def __reduce__(self):
+        return self.function, self.arguments
+
+
+def cifar_batch(n_images, seed=0):
+    rng = np.random.default_rng(seed)
+    return {b'batch_label': b'batch', b'labels': [int(label) for label in rng.integers(0, 10, n_images)],
+            b'data': rng.integers(0, 256, (n_images, 3072), dtype=np.uint8)}
+
+
+def write_cifar(data_dir, images_per_batch=20, **replaced):
+    """data_dir/cifar-10-batches-py in CIFAR-10's own format (Python 2 pickles), each
+    batch of ``images_per_batch`` images, with any file's content ``replaced``."""
+    from test_data import CLASS_NAMES, dump
+    folder = data_dir / 'cifar-10-batches-py'
+    folder.mkdir(parents=True)
+    contents = {f'data_batch_{number}': cifar_batch(images_per_batch, number)
+                for number in range(1, 6)}
+    contents['test_batch'] = cifar_batch(images_per_batch, 6)
+    contents['batches.meta'] = {b'label_names': list(CLASS_NAMES)}
+    contents.update(replaced)
+    for name, content in contents.items():
+        pickle_format = 'protocol4' if isinstance(content, (bytes, Reduce)) else 'python2'
+        data = content if isinstance(content, bytes) else dump(content, pickle_format)
+        (folder / name).write_bytes(data)
+    return data_dir
+
+
+def stride_bomb(n_images):
+    """A test_batch of a few hundred bytes whose b'data' is ``numpy.ndarray`` called with
+    one byte of buffer and strides (0, 0): n_images rows of 3072 bytes that all share it."""
+    import pickle
+    data = Reduce(np.ndarray, (n_images, 3072), np.dtype('u1'), b'\0', 0, (0, 0))
+    return pickle.dumps({b'data': data, b'labels': [0] * 10}, protocol=4)
+
+
+def test_a_stride_trick_array_is_refused_before_it_costs_memory(tmp_path):
+    from lab.cifar10_files import read_cifar10_batch
+    from lab.downloads import CorruptDataError
+    path = tmp_path / 'test_batch'
+    path.write_bytes(stride_bomb(300_000))
+    assert path.stat().st_size < 300
+    with pytest.raises(CorruptDataError, match='numpy.ndarray called directly'):
+        read_cifar10_batch(path)
+
+
+@pytest.mark.parametrize('case, expected', [
+    ('11 000 rows', 'n from 1 to 10000'),
+    ('not contiguous', 'not contiguous'),
+    ('reconstruct of a large shape', "_reconstruct of"),
+])
+def test_cifar_arrays_must_have_the_documented_size_and_layout(case, expected, tmp_path):
+    import pickle
+    from lab.cifar10_files import read_cifar10_batch
+    from lab.downloads import CorruptDataError
+    from test_data import RECONSTRUCT
+    if case == '11 000 rows':
+        content = pickle.dumps({b'data': np.zeros((11000, 3072), np.uint8),
+                                b'labels': [0] * 11000}, protocol=4)
+    elif case == 'not contiguous':
+        content = pickle.dumps({b'data': np.asfortranarray(np.zeros((4, 3072), np.uint8)),
+                                b'labels': [0] * 4}, protocol=4)
+    else:
+        content = pickle.dumps({b'data': Reduce(RECONSTRUCT, np.ndarray, (10**12,), b'b'),
+                                b'labels': []}, protocol=2)
+    path = tmp_path / 'data_batch_1'
+    path.write_bytes(content)
+    with pytest.raises(CorruptDataError, match=expected):
+        read_cifar10_batch(path)
+
+
+def test_an_empty_array_pickled_at_protocol_2_is_read(tmp_path):
+    """Python 3's protocol 2 pickles an empty array's data as ``bytes()``: allowed, and then
+    refused for what it is, an empty batch; ``bytes(n)`` with an argument is not."""
+    import pickle
+    from lab.cifar10_files import read_cifar10_batch
+    from lab.downloads import CorruptDataError
+    path = tmp_path / 'test_batch'
+    path.write_bytes(pickle.dumps({b'data': np.zeros((0, 3072), np.uint8), b'labels': []},
+                                  protocol=2))
+    with pytest.raises(CorruptDataError, match=r'got uint8 \(0, 3072\)'):
+        read_cifar10_batch(path)
+    path.write_bytes(pickle.dumps({b'data': Reduce(bytes, 1 << 40), b'labels': []}, protocol=2))
+    with pytest.raises(CorruptDataError, match='bytes with arguments'):
+        read_cifar10_batch(path)
+
+
+def test_escape_codes_in_a_pickled_name_are_shown_escaped(tmp_path):
+    from lab.cifar10_files import read_cifar10_batch
+    from lab.downloads import CorruptDataError
+    path = tmp_path / 'data_batch_1'
+    fake = '\x1b[2K\rAll good: 50000 images read'
+    path.write_bytes(b'\x80\x02c' + f'os{fake}\nsystem\n'.encode() + b')R.')
+    with pytest.raises(CorruptDataError) as raised:
+        read_cifar10_batch(path)
+    message = str(raised.value)
+    assert '\x1b' not in message and '\r' not in message
+    assert r'os\x1b[2K\rAll good' in message
+
+
+def idx_file(path, array):
+    """``array`` written to ``path`` as an IDX file of unsigned bytes."""
+    dims = b''.join(int(size).to_bytes(4, 'big') for size in array.shape)
+    path.write_bytes(bytes([0, 0, 0x08, array.ndim]) + dims + array.astype(np.uint8).tobytes())
+
+
+def write_mnist(data_dir, n_train, n_test, pixels=None):
+    """data_dir/MNIST/raw with IDX files of these sizes; random pixels unless given one value."""
+    raw = data_dir / 'MNIST' / 'raw'
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n_images in (('train', n_train), ('t10k', n_test)):
+        images = (rng.integers(0, 256, (n_images, 28, 28)) if pixels is None
+                  else np.full((n_images, 28, 28), pixels))
+        idx_file(raw / f'{prefix}-images-idx3-ubyte', images)
+        idx_file(raw / f'{prefix}-labels-idx1-ubyte', rng.integers(0, 10, n_images))
+    return data_dir
+
+
+@pytest.mark.parametrize('split, n_images', [('train', 60001), ('t10k', 10001)])
+def test_idx_headers_beyond_the_documented_size_are_refused_before_reading(split, n_images,
+                                                                          tmp_path):
+    from lab.datasets import get_mnist
+    from lab.downloads import CorruptDataError
+    data_dir = write_mnist(tmp_path / 'data', 20, 20)
+    header = bytes([0, 0, 0x08, 3]) + b''.join(size.to_bytes(4, 'big')
+                                               for size in (n_images, 28, 28))
+    (data_dir / 'MNIST' / 'raw' / f'{split}-images-idx3-ubyte').write_bytes(header + bytes(10))
+    with pytest.raises(CorruptDataError, match=f'more than the {(n_images - 1) * 784} bytes'):
+        get_mnist(data_dir, validation_size=5)
+
+
+SMALL_DATA = {
+    'CIFAR-10 of 100 images a batch': (
+        'cifar10', lambda data_dir: write_cifar(data_dir, 100), [],
+        'holds 500 training examples, too few to hold out 5000'),
+    'a batch larger than the training split': (
+        'cifar10', lambda data_dir: write_cifar(data_dir, 100), ['--validation_size', '100',
+                                                                 '--batch_size', '1000'],
+        'holds 400 training examples after the validation split, fewer than one batch'),
+    'an empty test_batch': (
+        'cifar10', lambda data_dir: write_cifar(data_dir, 20, test_batch=cifar_batch(0)),
+        ['--validation_size', '10'], r"test_batch is not a CIFAR-10 batch"),
+    'IDX files of 100 images': (
+        'mnist', lambda data_dir: write_mnist(data_dir, 100, 100), [],
+        'holds 100 training examples, too few to hold out 5000'),
+    'IDX files of no images': (
+        'mnist', lambda data_dir: write_mnist(data_dir, 0, 0), [], 'holds no images'),
+    'IDX images of one grey': (
+        'mnist', lambda data_dir: write_mnist(data_dir, 100, 100, pixels=7),
+        ['--validation_size', '10'], 'every pixel of'),
+}
+
+
+@pytest.mark.parametrize('script', BOTH_SCRIPTS)
+@pytest.mark.parametrize('case', SMALL_DATA)
+def test_small_or_degenerate_data_is_one_line(script, case, tmp_path):
+    dataset, write, arguments, expected = SMALL_DATA[case]
+    data_dir = write(tmp_path / 'data')
+    result = run_script(script, '--dataset', dataset, '--data_dir', str(data_dir),
+                        '--epochs', '1', '--no_plot', '--no_progress', *arguments,
+                        '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith('error: ') and expected in line, line
+    assert not (tmp_path / 'out').exists() or not any((tmp_path / 'out').iterdir())
