@@ -15,13 +15,16 @@ Two file formats, one per framework, neither of which can run code on loading:
 """
 import hashlib
 import json
+import math
+import os
 import pickle
+import stat
 import zipfile
 import zlib
 
 import numpy as np
 
-from lab.fileio import atomic_write
+from lab.fileio import atomic_write, printable
 
 ARRAY_REFERENCE = '__array__'
 META_KEY = '__meta__'
@@ -59,18 +62,83 @@ def read_checkpoint(files, path):
     Raises
     ------
     CheckpointError
-        If the file is missing, truncated, damaged, not a checkpoint of this
+        If the file is missing, not a regular file (a device such as /dev/zero or
+        a FIFO would never end), truncated, damaged, not a checkpoint of this
         framework, or holds anything but plain data; nothing is run from it.
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise CheckpointError(f"{printable(path)} is not a regular file; pass the "
+                                  f"checkpoint{files.suffix} of a run of {files.script}")
         contents = files.read(path)
         for key in ('settings', 'run', 'model', 'best_model', 'optimizer'):
             contents[key]
+    except CheckpointError:
+        raise
     except READ_ERRORS as error:
-        raise CheckpointError(f"not a readable checkpoint: {path} ({type(error).__name__}: "
-                              f"{error}); pass the checkpoint{files.suffix} of a run of "
-                              f"{files.script}") from error
+        raise CheckpointError(f"not a readable checkpoint: {printable(path)} "
+                              f"({describe_read_error(error)}); pass the checkpoint"
+                              f"{files.suffix} of a run of {files.script}") from None
     return contents
+
+
+def describe_read_error(error):
+    """One line on why a file could not be read, quoting none of its content raw.
+
+    ``torch.load`` refuses a pickled object in several lines with terminal colours
+    and the advice to load with ``weights_only=False``, which would run the
+    object's code: that advice is never passed on.
+    """
+    if isinstance(error, pickle.UnpicklingError):
+        return ("it holds Python objects besides tensors and plain containers, and "
+                "loading them could run code: refused")
+    lines = str(error).strip().splitlines() or ['']
+    return f"{type(error).__name__}: {printable(lines[0])[:300]}"
+
+
+def check_members(archive, path):
+    """Check a zip archive's members against how this project writes them, before any is read.
+
+    ``np.savez`` and ``torch.save`` store their members uncompressed, so each
+    member takes on disk the bytes it declares, and the whole can cost no more
+    memory or time than the file's size: a compressed member (a zip bomb) or a
+    size that overruns the file is refused. An ``.npy`` member's header must
+    announce exactly the bytes the member holds, so no header's shape is
+    allocated on trust.
+
+    Raises
+    ------
+    zipfile.BadZipFile
+        Naming the first member that breaks a rule.
+    """
+    file_size = os.stat(path).st_size
+    for member in archive.infolist():
+        if member.compress_type != zipfile.ZIP_STORED or member.file_size != member.compress_size:
+            raise zipfile.BadZipFile(f"the member {printable(member.filename)} is compressed, "
+                                     f"which no checkpoint of this project is")
+        if member.header_offset + member.file_size > file_size:
+            raise zipfile.BadZipFile(f"the member {printable(member.filename)} declares "
+                                     f"{member.file_size} bytes, more than the file holds")
+        if member.filename.endswith('.npy'):
+            check_npy_header(archive, member)
+
+
+def check_npy_header(archive, member):
+    """Check that an ``.npy`` member's header announces exactly the bytes the member holds."""
+    with archive.open(member) as stream:
+        try:
+            version = np.lib.format.read_magic(stream)
+            reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = reader(stream)
+        except ValueError as error:
+            raise zipfile.BadZipFile(f"the member {printable(member.filename)} has no "
+                                     f"readable array header ({printable(error)})") from None
+        announced = stream.tell() + dtype.itemsize * math.prod(shape)
+    if dtype.hasobject or announced != member.file_size:
+        raise zipfile.BadZipFile(f"the member {printable(member.filename)} announces "
+                                 f"{dtype} {shape}, which its {member.file_size} bytes do "
+                                 f"not hold")
 
 
 def check_archive(path):
@@ -85,6 +153,7 @@ def check_archive(path):
         Naming the first damaged member.
     """
     with zipfile.ZipFile(path) as archive:
+        check_members(archive, path)
         for member in archive.infolist():
             # The MS-DOS folder attribute: miniz, inside torch.load, reads such a
             # member as an empty folder, so one flipped bit would load a wrong tensor.

@@ -71,6 +71,11 @@ def temporary_files(folder, names):
     return [path for name in names for path in folder.glob(f".{name}.*.tmp") if path.is_file()]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: what is being written is finished or dropped, and
+    the command line exits with 143 rather than Ctrl-C's 130."""
+
+
 class FolderBusyError(OSError):
     """Another process holds the lock of a folder."""
 

@@ -331,3 +331,123 @@ def test_small_or_degenerate_data_is_one_line(script, case, tmp_path):
     [line] = result.stderr.strip().splitlines()
     assert line.startswith('error: ') and expected in line, line
     assert not (tmp_path / 'out').exists() or not any((tmp_path / 'out').iterdir())
+
+
+# ---------------------------------------------------------------- checkpoint files
+
+def npz_member_with_header(checkpoint, shape):
+    """Rewrite the checkpoint so that one array member's header declares ``shape``."""
+    import zipfile
+    with zipfile.ZipFile(checkpoint) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    name = next(name for name in members if name.endswith('.npy') and 'meta' not in name)
+    header = {'descr': '<f4', 'fortran_order': False, 'shape': shape}
+    stream = __import__('io').BytesIO()
+    np.lib.format.write_array_header_1_0(stream, header)
+    members[name] = stream.getvalue() + members[name][len(stream.getvalue()):]
+    with zipfile.ZipFile(checkpoint, 'w', zipfile.ZIP_STORED) as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+
+
+def zip_bomb(checkpoint, gib):
+    """Add to the checkpoint a deflated member of ``gib`` GiB of zeros (a few MB on disk)."""
+    import zipfile
+    with zipfile.ZipFile(checkpoint, 'a', zipfile.ZIP_DEFLATED) as archive:
+        with archive.open('zeros.npy', 'w', force_zip64=True) as member:
+            block = bytes(64 << 20)
+            for _ in range(gib * 16):
+                member.write(block)
+
+
+@pytest.mark.parametrize('script, damage, expected', [
+    ('train_mlp_numpy.py', 'shape of 10**11', 'which its'),
+    pytest.param('train_mlp_numpy.py', 'zip bomb', 'is compressed', marks=pytest.mark.slow),
+    pytest.param('train_mlp_pytorch.py', 'zip bomb', 'is compressed', marks=pytest.mark.slow),
+    ('train_mlp_numpy.py', 'a FIFO', 'not a regular file'),
+])
+def test_checkpoint_files_are_checked_before_they_cost_memory(script, damage, expected,
+                                                              finished_runs, tmp_path):
+    run_dir, checkpoint = copy_of_run(finished_runs, script, tmp_path)
+    if damage == 'shape of 10**11':
+        npz_member_with_header(checkpoint, (10**11,))
+    elif damage == 'zip bomb':
+        zip_bomb(checkpoint, 1)
+    else:
+        checkpoint.unlink()
+        os.mkfifo(checkpoint)
+    result = run_script(script, '--resume', str(checkpoint), '--epochs', '3', cwd=tmp_path,
+                        timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert expected in last_line(result) and 'Traceback' not in result.stderr
+
+
+def test_a_pickled_object_in_a_pt_checkpoint_is_refused_in_one_safe_line(finished_runs,
+                                                                         tmp_path):
+    import torch
+    _, checkpoint = copy_of_run(finished_runs, 'train_mlp_pytorch.py', tmp_path)
+    contents = torch.load(checkpoint, weights_only=True)
+    contents['settings'] = Reduce(dict, contents['settings'])
+    torch.save(contents, checkpoint)
+    result = run_script('train_mlp_pytorch.py', '--resume', str(checkpoint), '--epochs', '3',
+                        cwd=tmp_path)
+    assert result.returncode == 2
+    assert 'loading them could run code: refused' in last_line(result)
+    assert 'weights_only' not in result.stderr and '\x1b' not in result.stderr
+    assert last_line(result).startswith('train_mlp_pytorch.py: error: argument --resume')
+    assert result.stderr.count('error:') == 1  # after argparse's usage, one line of reason
+
+
+# ---------------------------------------------------------------- streams, backend, flags
+
+@pytest.mark.parametrize('closed', ['stdout', 'stderr'])
+def test_training_does_not_need_its_output_streams(closed, tmp_path):
+    descriptor = 1 if closed == 'stdout' else 2
+    command = [sys.executable, str(REPO / 'train_mlp_numpy.py'), *SPIRAL_RUN, '--epochs', '2',
+               '--no_plot', '--out_dir', str(tmp_path / 'out')]
+    result = subprocess.run(command, cwd=tmp_path, timeout=120, pass_fds=(),
+                            preexec_fn=lambda: os.close(descriptor),
+                            stdout=subprocess.DEVNULL if closed == 'stderr' else None,
+                            stderr=subprocess.DEVNULL if closed == 'stdout' else None)
+    assert result.returncode == 0
+    summary = json.loads((only_run_dir(tmp_path / 'out') / 'summary.json').read_text())
+    assert (summary['status'], summary['epochs_completed']) == ('completed', 2)
+
+
+def test_a_bogus_matplotlib_backend_costs_no_result(tmp_path):
+    result = run_script('train_mlp_numpy.py', *SPIRAL_RUN, '--epochs', '1',
+                        '--out_dir', str(tmp_path / 'out'), cwd=tmp_path,
+                        env={**os.environ, 'MPLBACKEND': 'bogus'})
+    assert result.returncode == 0, result.stderr
+    assert 'test accuracy' in result.stdout
+    run_dir = only_run_dir(tmp_path / 'out')
+    assert json.loads((run_dir / 'summary.json').read_text())['status'] == 'completed'
+    assert (run_dir / 'loss.png').exists()
+
+
+def test_experiments_run_under_a_bogus_matplotlib_backend(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / 'experiments.py'), 'saddle', '--quick',
+                             '--out_dir', str(tmp_path / 'out')], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, 'MPLBACKEND': 'bogus'})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / 'out' / 'saddle.json').exists()
+
+
+@pytest.mark.parametrize('arguments, expected', [
+    (['--lr', '1_0'], "argument --lr: expected a number such as 0.1 or 1e-3, got '1_0'"),
+    (['--weight_decay', '0x10'], 'argument --weight_decay: expected a number'),
+    (['--out_dir='], "argument --out_dir: expected the path of a folder, got ''"),
+])
+def test_flags_take_plain_values_only(arguments, expected, tmp_path):
+    result = run_script('train_mlp_numpy.py', '--dataset', 'spiral', *arguments, cwd=tmp_path)
+    assert result.returncode == 2 and expected in last_line(result)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_path_the_terminal_cannot_encode_is_printed_escaped(tmp_path):
+    result = run_script('train_mlp_numpy.py', *SPIRAL_RUN, '--epochs', '1', '--no_plot',
+                        '--out_dir', str(tmp_path / 'résultats'), cwd=tmp_path,
+                        env={**os.environ, 'PYTHONIOENCODING': 'ascii'})
+    assert result.returncode == 0, result.stderr
+    assert 'results in ' in result.stdout and r'r\xe9sultats' in result.stdout
