@@ -40,11 +40,12 @@ real size and format (50 000 + 10 000) to a temporary folder and loads those.
 import argparse
 import sys
 
-from lab.benchmark.common import BATCH_SIZE
+from lab.benchmark.common import BATCH_SIZE, SHAPES, WorkerError, check_output_file
 from lab.benchmark.data import add_data_command
 from lab.benchmark.levers import add_levers_commands
 from lab.benchmark.train import add_train_commands
 from lab.cli import ReaderSafeStream
+from lab.downloads import CorruptDataError
 
 
 def main(argv=None):
@@ -58,8 +59,19 @@ def main(argv=None):
     if getattr(args, 'n_train', None) is not None and args.n_train < BATCH_SIZE:
         parser.error(f"argument --n_train: must be at least one batch, {BATCH_SIZE}, "
                      f"got {args.n_train}")
+    if args.benchmark == 'data' and args.batch_size > SHAPES['cifar10'][1]:
+        parser.error(f"argument --batch_size: must be at most CIFAR-10's "
+                     f"{SHAPES['cifar10'][1]} training images, got {args.batch_size}")
+    try:
+        if args.benchmark != 'table' and getattr(args, 'json', None):
+            check_output_file(args.json)  # before minutes of measuring, not after
+    except OSError as error:
+        parser.error(f"argument --json: {error}")
     sys.stdout = ReaderSafeStream(sys.stdout)  # `... | head` ends the output, not the benchmark
-    args.run(args)
+    try:
+        args.run(args)
+    except (WorkerError, CorruptDataError, OSError) as error:
+        sys.exit(f"benchmark.py {args.benchmark}: error: {error}")
 
 
 if __name__ == '__main__':
