@@ -343,3 +343,131 @@ class WriteErrorKeeper:
 
     def flush(self):
         self.file.flush()
+
+
+# -- what a checkpoint holds, checked against the run's settings ----------------------------
+
+def scheduled_lr(settings, epoch):
+    """The learning rate of 0-based ``epoch`` under the schedule of ``settings``.
+
+    The closed forms of ``optimizers.make_scheduler`` (and of PyTorch's StepLR and
+    CosineAnnealingLR, which the PyTorch script builds the same way) over
+    ``settings['epochs']`` epochs.
+    """
+    lr, epochs = settings['lr'], settings['epochs']
+    if settings['scheduler'] == 'step':
+        return lr * 0.1 ** (epoch // max(1, epochs // 3))
+    if settings['scheduler'] == 'cosine':
+        return lr * (1 + math.cos(math.pi * epoch / epochs)) / 2
+    return lr
+
+
+def same_rate(saved, expected, settings):
+    """Whether a saved learning rate is the expected one, up to rounding."""
+    return math.isclose(saved, expected, rel_tol=1e-6, abs_tol=1e-9 * settings['lr'])
+
+
+def _number(value):
+    """``value`` as a float if it is a finite real number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def check_run_state(state, metric_names):
+    """Check the run's progress saved in a checkpoint: the log, the early stopping, the
+    first loss and the time, as a run writes them and nothing else.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the first value that no run could have saved.
+    """
+    def refuse(what):
+        raise CheckpointError(f"the checkpoint's {what}; the file was edited or damaged")
+
+    log = state.get('logging_dict') if isinstance(state, dict) else None
+    if not isinstance(log, dict) or not all(isinstance(log.get(name), list)
+                                            for name in metric_names):
+        refuse(f"log lacks one of {', '.join(metric_names)}")
+    lengths = {len(log[name]) for name in metric_names}
+    if len(lengths) != 1 or lengths == {0}:
+        refuse(f"log has lists of lengths {sorted(lengths)}, not one per finished epoch")
+    for name in metric_names:
+        values = [_number(value) for value in log[name]]
+        ceiling = 1.0 if name.endswith('accuracy') else math.inf
+        if any(value is None or not 0 <= value <= ceiling for value in values):
+            refuse(f"log holds a {name} outside [0, {ceiling:g}] or not a number")
+    accuracies = log['validation_accuracy']
+    stopper, best = state.get('stopper'), max(accuracies)
+    expected_stopper = {'best': best, 'best_epoch': accuracies.index(best),
+                        'epoch': len(accuracies) - 1,
+                        'epochs_without_improvement': len(accuracies) - 1 - accuracies.index(best)}
+    if not isinstance(stopper, dict) or any(_number(stopper.get(key)) != value
+                                            for key, value in expected_stopper.items()):
+        refuse(f"early stopping state {printable(stopper)[:200]} does not match its log "
+               f"(best validation accuracy {best} at epoch {accuracies.index(best) + 1})")
+    initial_loss = _number(state.get('initial_loss'))
+    if initial_loss is None or initial_loss <= 0:
+        refuse(f"first loss {printable(state.get('initial_loss'))[:40]} is not a positive "
+               f"number")
+    seconds = _number(state.get('elapsed_seconds'))
+    if seconds is None or seconds < 0:
+        refuse("elapsed time is not a number of seconds")
+
+
+def check_finite(state, what):
+    """Refuse a state dict of arrays or tensors that holds NaN or infinity."""
+    for key, value in state.items():
+        array = np.asarray(value.detach().cpu() if hasattr(value, 'detach') else value)
+        if array.dtype.kind in 'fc' and not np.isfinite(array).all():
+            raise CheckpointError(f"the checkpoint's {what} {printable(key)} holds NaN or "
+                                  f"infinite values; the file was edited or damaged")
+
+
+def optimizer_hyperparameters(optimizer):
+    """What a PyTorch optimiser's ``param_groups`` set besides its parameters and rate
+    (momentum, weight decay, betas, ...); empty for the NumPy optimisers, which save
+    none of theirs (they come from the settings on resuming)."""
+    groups = getattr(optimizer, 'param_groups', None)
+    if groups is None:
+        return []
+    return [{key: value for key, value in group.items()
+             if key not in ('params', 'lr', 'initial_lr')} for group in groups]
+
+
+def optimizer_rates(optimizer):
+    """The learning rate of every parameter group (one for the NumPy optimisers)."""
+    groups = getattr(optimizer, 'param_groups', None)
+    return [optimizer.lr] if groups is None else [group['lr'] for group in groups]
+
+
+def set_optimizer_rate(optimizer, lr):
+    if getattr(optimizer, 'param_groups', None) is None:
+        optimizer.lr = lr
+    else:
+        for group in optimizer.param_groups:
+            group['lr'] = lr
+
+
+def check_optimizer(optimizer, fresh_hyperparameters, saved_settings, epochs_done):
+    """Check a restored optimiser: its hyperparameters are those the settings build, and
+    its learning rate that of the saved run's schedule at the last finished epoch.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the value and the one the settings imply.
+    """
+    restored = optimizer_hyperparameters(optimizer)
+    if restored != fresh_hyperparameters:
+        raise CheckpointError(f"the checkpoint's optimiser has {printable(restored)[:200]}, "
+                              f"where the settings give {fresh_hyperparameters}; the file "
+                              f"was edited or damaged")
+    expected = scheduled_lr(saved_settings, epochs_done - 1)
+    for rate in optimizer_rates(optimizer):
+        if _number(rate) is None or not same_rate(float(rate), expected, saved_settings):
+            raise CheckpointError(f"the checkpoint's learning rate is {printable(rate)}, where "
+                                  f"the settings' schedule gives {expected:g} after epoch "
+                                  f"{epochs_done}; the file was edited or damaged")

@@ -171,7 +171,8 @@ class Reduce:
 
 def cifar_batch(n_images, seed=0):
     rng = np.random.default_rng(seed)
-    return {b'batch_label': b'batch', b'labels': [int(label) for label in rng.integers(0, 10, n_images)],
+    labels = [int(label) for label in rng.integers(0, 10, n_images)]
+    return {b'batch_label': b'batch', b'labels': labels,
             b'data': rng.integers(0, 256, (n_images, 3072), dtype=np.uint8)}
 
 
@@ -498,3 +499,196 @@ def test_benchmark_table_refuses_what_train_did_not_write(content, tmp_path):
     [line] = result.stderr.strip().splitlines()
     assert line.startswith('benchmark.py table: error:') and 'summary.json' in line
     assert result.stdout == ''
+
+
+# ---------------------------------------------------------------- checkpoint contents
+
+def edit_checkpoint(checkpoint, edit):
+    """Apply ``edit`` to a checkpoint's contents (for ``.npz``, to its JSON part), as
+    someone editing the file would, and write it back as the script writes it."""
+    import torch
+    if checkpoint.suffix == '.npz':
+        with np.load(checkpoint, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        meta = json.loads(str(arrays['__meta__']))
+        edit(meta, arrays)
+        arrays['__meta__'] = np.array(json.dumps(meta))
+        with open(checkpoint, 'wb') as file:
+            np.savez(file, **arrays)
+    else:
+        contents = torch.load(checkpoint, weights_only=True)
+        edit(contents, None)
+        torch.save(contents, checkpoint)
+
+
+def set_in(path, value):
+    def edit(contents, arrays):
+        *parents, last = path
+        for key in parents:
+            contents = contents[key]
+        contents[last] = value
+    return edit
+
+
+def nan_in_first_weight(contents, arrays):
+    if arrays is None:
+        weight = next(iter(contents['model']))
+        contents['model'][weight] = contents['model'][weight] * float('nan')
+    else:
+        name = contents['model']['0.weight']['__array__']
+        arrays[name] = arrays[name] * np.nan
+
+
+def torch_group(key, value):
+    def edit(contents, arrays):
+        contents['optimizer']['param_groups'][0][key] = value
+    return edit
+
+
+EDITED_CHECKPOINTS = {
+    'optimiser lr of -0.5': ('train_mlp_numpy.py', set_in(('optimizer', 'lr'), -0.5),
+                             'learning rate is -0.5, where the settings'),
+    'param_groups lr of -0.5': ('train_mlp_pytorch.py', torch_group('lr', -0.5),
+                                'learning rate is -0.5, where the settings'),
+    'param_groups momentum 0.99': ('train_mlp_pytorch.py', torch_group('momentum', 0.99),
+                                   "optimiser has [{'momentum': 0.99"),
+    'initial loss -1': ('train_mlp_numpy.py', set_in(('run', 'initial_loss'), -1),
+                        'first loss -1 is not a positive number'),
+    'best validation accuracy inf': ('train_mlp_numpy.py',
+                                     set_in(('run', 'stopper', 'best'), float('inf')),
+                                     'early stopping state'),
+    'logs of different lengths': ('train_mlp_numpy.py',
+                                  set_in(('run', 'logging_dict', 'train_loss'), [1.0]),
+                                  'lists of lengths [1, 2]'),
+    'a validation accuracy of 7': ('train_mlp_pytorch.py',
+                                   set_in(('run', 'logging_dict', 'validation_accuracy'),
+                                          [0.5, 7.0]),
+                                   'validation_accuracy outside [0, 1]'),
+    'NaN weights': ('train_mlp_numpy.py', nan_in_first_weight, 'holds NaN or infinite'),
+}
+
+
+@pytest.mark.parametrize('case', EDITED_CHECKPOINTS)
+def test_an_edited_checkpoint_is_refused_before_training(case, finished_runs, tmp_path):
+    script, edit, expected = EDITED_CHECKPOINTS[case]
+    run_dir, checkpoint = copy_of_run(finished_runs, script, tmp_path)
+    summary_before = (run_dir / 'summary.json').read_bytes()
+    edit_checkpoint(checkpoint, edit)
+    result = run_script(script, '--resume', str(checkpoint), '--epochs', '4', '--no_progress',
+                        cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    line = last_line(result)
+    assert expected in line and 'edited or damaged' in line, line
+    assert 'epoch   3/4' not in result.stdout
+    assert (run_dir / 'summary.json').read_bytes() == summary_before
+    assert not (run_dir / '.lock').exists()
+
+
+@pytest.mark.parametrize('script', BOTH_SCRIPTS)
+def test_a_resumed_schedule_follows_the_new_epochs_in_both_scripts(script, tmp_path):
+    """A cosine run of 3 epochs resumed with --epochs 6 goes on as a 6-epoch run would:
+    the rate of its 4th epoch is the 6-epoch curve's, lr (1 + cos(pi 3 / 6)) / 2."""
+    out_dir = tmp_path / 'out'
+    first = run_script(script, *SPIRAL_RUN, '--epochs', '3', '--scheduler', 'cosine',
+                       '--no_plot', '--out_dir', str(out_dir), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    run_dir = only_run_dir(out_dir)
+    resumed = run_script(script, '--resume', str(run_dir / checkpoint_name(script)),
+                         '--epochs', '6', '--no_plot', '--no_progress', cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    rates = json.loads((run_dir / 'summary.json').read_text())['metrics']['learning_rate']
+    expected = [0.1 * (1 + np.cos(np.pi * epoch / 3)) / 2 for epoch in range(3)]
+    expected += [0.1 * (1 + np.cos(np.pi * epoch / 6)) / 2 for epoch in range(3, 6)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- divergence, signals
+
+@pytest.mark.parametrize('arguments, expected', [
+    (['--weight_decay', '1e308'], 'because --weight_decay 1e+308 at learning rate 0.1'),
+    (['--lr', '1000'], 'diverged at learning rate 1000; try a smaller --lr, such as 0.1'),
+    (['--lr', '50', '--momentum', '0.99'], 'with --momentum 0.99'),
+])
+def test_divergence_names_what_diverged_in_one_line(arguments, expected, tmp_path):
+    result = run_script('train_mlp_numpy.py', '--dataset', 'spiral', '--epochs', '2',
+                        '--no_progress', '--no_plot', *arguments,
+                        '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stderr, result.stderr
+    assert 'Warning' not in result.stderr and 'encountered' not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def start_script(script, *arguments, cwd):
+    return subprocess.Popen([sys.executable, str(REPO / script), *arguments], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize('script', BOTH_SCRIPTS)
+def test_sigterm_during_a_resumed_run_is_handled_as_ctrl_c(script, finished_runs, tmp_path):
+    import signal
+    import time
+    run_dir, checkpoint = copy_of_run(finished_runs, script, tmp_path)
+    process = start_script(script, '--resume', str(checkpoint), '--epochs', '100000',
+                           '--no_progress', '--no_plot', cwd=tmp_path)
+    saved = checkpoint.stat().st_mtime_ns
+    deadline = time.monotonic() + 60
+    while checkpoint.stat().st_mtime_ns == saved:  # at least one epoch more was saved
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert 'SIGTERM: stopping after this batch' in stderr and 'Traceback' not in stderr
+    assert not (run_dir / '.lock').exists()
+    assert not list(run_dir.glob('.*.tmp'))
+    summary = json.loads((run_dir / 'summary.json').read_text())
+    assert summary['status'] == 'interrupted' and 'SIGTERM' in summary['message']
+    files = __import__('lab.checkpoints', fromlist=['NumpyFiles'])
+    reader = files.NumpyFiles if 'numpy' in script else files.TorchFiles
+    saved_epochs = len(reader.read(checkpoint)['run']['logging_dict']['validation_accuracy'])
+    assert summary['epochs_completed'] == saved_epochs > 2
+
+
+def test_sigterm_during_the_first_write_finishes_it(tmp_path):
+    import signal
+    from test_hard_edges import run_sending_signals
+    result = run_sending_signals('.checkpoint.npz.', 1, signal.SIGTERM, 1, '--dataset', 'spiral',
+                                 '--epochs', '5', '--hidden_dims', '8', '--no_progress',
+                                 '--no_plot', '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
+    assert result.returncode == 143, result.stderr
+    run_dir = only_run_dir(tmp_path / 'out')
+    assert {path.name for path in run_dir.iterdir()} == {'checkpoint.npz', 'model.npz',
+                                                         'summary.json'}
+    summary = json.loads((run_dir / 'summary.json').read_text())
+    assert (summary['status'], summary['epochs_completed']) == ('interrupted', 1)
+
+
+INTERRUPT_WHILE_READING = """
+import os, runpy, signal, sys
+from lab import checkpoints
+read, signal_number = checkpoints.NumpyFiles.read, int(sys.argv[1])
+
+def interrupted_read(path):
+    os.kill(os.getpid(), signal_number)
+    return read(path)
+
+checkpoints.NumpyFiles.read = staticmethod(interrupted_read)
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+"""Runs the NumPy script with a signal sent to itself as it starts reading a checkpoint."""
+
+
+@pytest.mark.parametrize('signal_name, code', [('SIGINT', 130), ('SIGTERM', 143)])
+def test_a_signal_while_resume_reads_the_checkpoint_exits_without_a_traceback(
+        signal_name, code, finished_runs, tmp_path):
+    import signal
+    _, checkpoint = copy_of_run(finished_runs, 'train_mlp_numpy.py', tmp_path)
+    result = subprocess.run([sys.executable, '-c', INTERRUPT_WHILE_READING,
+                             str(int(getattr(signal, signal_name))),
+                             str(REPO / 'train_mlp_numpy.py'), '--resume', str(checkpoint),
+                             '--epochs', '3'], cwd=REPO, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == code, result.stderr
+    assert 'Traceback' not in result.stderr
