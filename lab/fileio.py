@@ -19,6 +19,8 @@ except ImportError:  # Windows: see FolderLock
 
 NO_ROOM_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 """A full disk, a full quota, a file larger than the file system or a limit allows."""
+INODE_HINT = " (if df shows free space, df -i shows no free inodes: delete many small files)"
+"""Creating a file fails with ENOSPC on a disk with space but no inodes left."""
 
 
 def _current_umask():
@@ -26,6 +28,12 @@ def _current_umask():
     umask = os.umask(0o022)
     os.umask(umask)
     return umask
+
+
+def no_room_advice(error, otherwise):
+    """What to do about ``error``: make room when the disk or the quota is full, else
+    ``otherwise``."""
+    return "free some disk space or write elsewhere" if error.errno in NO_ROOM_ERRORS else otherwise
 
 
 def atomic_write(path, write):
@@ -49,14 +57,14 @@ def atomic_write(path, write):
         os.close(handle)
     except OSError as error:
         raise OSError(error.errno, f"cannot write into {path.parent} ({error.strerror}); "
-                      f"choose a writable folder") from error
+                      f"{no_room_advice(error, 'choose a writable folder')}"
+                      f"{INODE_HINT if error.errno == errno.ENOSPC else ''}") from error
     try:
         write(temporary)
         os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     except OSError as error:
-        advice = ("free some disk space or write elsewhere" if error.errno in NO_ROOM_ERRORS
-                  else "check that the folder is writable")
+        advice = no_room_advice(error, "check that the folder is writable")
         raise OSError(error.errno, f"could not write {path} ({error.strerror or error}); "
                       f"{advice}. Earlier results there are unchanged") from error
     finally:

@@ -366,6 +366,7 @@ def zip_bomb(checkpoint, gib):
     pytest.param('train_mlp_numpy.py', 'zip bomb', 'is compressed', marks=pytest.mark.slow),
     pytest.param('train_mlp_pytorch.py', 'zip bomb', 'is compressed', marks=pytest.mark.slow),
     ('train_mlp_numpy.py', 'a FIFO', 'not a regular file'),
+    ('train_mlp_numpy.py', '/dev/zero', 'not a regular file'),
 ])
 def test_checkpoint_files_are_checked_before_they_cost_memory(script, damage, expected,
                                                               finished_runs, tmp_path):
@@ -374,9 +375,11 @@ def test_checkpoint_files_are_checked_before_they_cost_memory(script, damage, ex
         npz_member_with_header(checkpoint, (10**11,))
     elif damage == 'zip bomb':
         zip_bomb(checkpoint, 1)
-    else:
+    elif damage == 'a FIFO':
         checkpoint.unlink()
         os.mkfifo(checkpoint)
+    else:
+        checkpoint = Path(damage)
     result = run_script(script, '--resume', str(checkpoint), '--epochs', '3', cwd=tmp_path,
                         timeout=60)
     assert result.returncode == 2, result.stderr
@@ -692,3 +695,20 @@ def test_a_signal_while_resume_reads_the_checkpoint_exits_without_a_traceback(
                             timeout=60)
     assert result.returncode == code, result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_no_room_to_create_a_file_is_not_called_unwritable(tmp_path, monkeypatch):
+    """A disk out of inodes refuses new files with ENOSPC (as does a full one): the advice is
+    to make room, not to choose a writable folder."""
+    import errno
+    import tempfile
+    from lab import fileio
+
+    def no_inodes(*args, **kwargs):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(tempfile, 'mkstemp', no_inodes)
+    with pytest.raises(OSError) as raised:
+        fileio.save_json(tmp_path / 'summary.json', {})
+    message = str(raised.value)
+    assert 'free some disk space or write elsewhere' in message and 'df -i' in message
+    assert 'choose a writable folder' not in message
