@@ -29,7 +29,7 @@ from lab.fileio import atomic_write, printable
 ARRAY_REFERENCE = '__array__'
 META_KEY = '__meta__'
 READ_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, RuntimeError,
-               pickle.UnpicklingError, zipfile.BadZipFile, zlib.error)
+               RecursionError, pickle.UnpicklingError, zipfile.BadZipFile, zlib.error)
 """What reading a damaged file raises, in NumPy, zipfile, pickle and PyTorch."""
 
 
@@ -418,9 +418,24 @@ def check_run_state(state, metric_names):
 
 
 def check_finite(state, what):
-    """Refuse a state dict of arrays or tensors that holds NaN or infinity."""
-    for key, value in state.items():
-        array = np.asarray(value.detach().cpu() if hasattr(value, 'detach') else value)
+    """Refuse a state (nested dicts and lists of arrays, tensors and numbers) that holds
+    NaN or infinity anywhere."""
+    def leaves(value, key):
+        if isinstance(value, dict):
+            for name, item in value.items():
+                yield from leaves(item, f"{key}/{name}" if key else str(name))
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                yield from leaves(item, f"{key}/{index}")
+        else:
+            yield key, value
+
+    for key, value in leaves(state, ''):
+        if hasattr(value, 'detach'):
+            value = value.detach().cpu().numpy()
+        if isinstance(value, (bool, str, type(None))):
+            continue
+        array = np.asarray(value)
         if array.dtype.kind in 'fc' and not np.isfinite(array).all():
             raise CheckpointError(f"the checkpoint's {what} {printable(key)} holds NaN or "
                                   f"infinite values; the file was edited or damaged")
@@ -465,6 +480,10 @@ def check_optimizer(optimizer, fresh_hyperparameters, saved_settings, epochs_don
         raise CheckpointError(f"the checkpoint's optimiser has {printable(restored)[:200]}, "
                               f"where the settings give {fresh_hyperparameters}; the file "
                               f"was edited or damaged")
+    steps = getattr(optimizer, 'step_count', 0)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise CheckpointError(f"the checkpoint's optimiser step count {printable(steps)} is "
+                              f"not a whole number >= 0; the file was edited or damaged")
     expected = scheduled_lr(saved_settings, epochs_done - 1)
     for rate in optimizer_rates(optimizer):
         if _number(rate) is None or not same_rate(float(rate), expected, saved_settings):

@@ -459,8 +459,7 @@ class TrainingRun:
         for what in ('model', 'best_model'):
             check_finite(checkpoint[what], f"{what.replace('_', ' ')} weight")
         if optimizer is not None:
-            check_finite({key: value for key, value in optimizer.state_dict().items()
-                          if isinstance(value, np.ndarray)}, 'optimiser state')
+            check_finite(optimizer.state_dict(), 'optimiser state')
             check_optimizer(optimizer, self._fresh_optimizer, checkpoint['settings'],
                             epochs_done)
             self._continue_schedule(epochs_done)

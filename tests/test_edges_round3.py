@@ -568,6 +568,13 @@ EDITED_CHECKPOINTS = {
                                           [0.5, 7.0]),
                                    'validation_accuracy outside [0, 1]'),
     'NaN weights': ('train_mlp_numpy.py', nan_in_first_weight, 'holds NaN or infinite'),
+    'NaN weights (PyTorch)': ('train_mlp_pytorch.py', nan_in_first_weight,
+                              'holds NaN or infinite'),
+    'optimiser step -5': ('train_mlp_numpy.py', set_in(('optimizer', 'step'), -5),
+                          'step count -5 is not a whole number'),
+    'elapsed time NaN': ('train_mlp_pytorch.py', set_in(('run', 'elapsed_seconds'),
+                                                         float('nan')),
+                         'elapsed time is not a number'),
 }
 
 
@@ -712,3 +719,16 @@ def test_no_room_to_create_a_file_is_not_called_unwritable(tmp_path, monkeypatch
     message = str(raised.value)
     assert 'free some disk space or write elsewhere' in message and 'df -i' in message
     assert 'choose a writable folder' not in message
+
+
+def test_a_checkpoint_nested_too_deep_is_refused_in_one_line(finished_runs, tmp_path):
+    _, checkpoint = copy_of_run(finished_runs, 'train_mlp_numpy.py', tmp_path)
+    with np.load(checkpoint, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays['__meta__'] = np.array('[' * 100_000 + ']' * 100_000)
+    with open(checkpoint, 'wb') as file:
+        np.savez(file, **arrays)
+    result = run_script('train_mlp_numpy.py', '--resume', str(checkpoint), '--epochs', '3',
+                        cwd=tmp_path)
+    assert result.returncode == 2 and 'RecursionError' in last_line(result)
+    assert 'Traceback' not in result.stderr
