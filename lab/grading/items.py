@@ -218,7 +218,7 @@ def explain(function, returned, expected, candidates, evidence, batch_size=None)
     batch_size : int, optional
         N, to name a scaling by 1/N or N.
     """
-    tail = f'{evidence}: expected {show(expected)}, returned {show(returned)}'
+    tail = f'expected {show(expected)}, returned {show(returned)}; {evidence}'
     if returned is None:
         return f'{function} returns None; {tail}'
     if isinstance(returned, str):
@@ -266,6 +266,8 @@ def factor_words(factor, batch_size):
                     f'the batch')
     if np.isclose(factor, -1):
         return 'has the wrong sign'
+    if abs(factor) < 1e-9:
+        return 'is all zeros: the gradient never reaches it'
     return f'is off by a factor of {factor:.4g}'
 
 
@@ -573,9 +575,10 @@ def check_softmax_forward(results, reference):
     expected = reference.softmax()['out']
     if close(values[0], expected):
         return PASS
-    over_batch = np.exp(x) / np.exp(x).sum(axis=0, keepdims=True)
-    candidates = [('normalises over the batch (axis 0) instead of over the classes (axis 1)',
-                   over_batch),
+    row_shifted = np.exp(x - x.max(axis=1, keepdims=True))
+    batch_words = 'normalises over the batch (axis 0) instead of over the classes (axis 1)'
+    candidates = [(batch_words, np.exp(x) / np.exp(x).sum(axis=0, keepdims=True)),
+                  (batch_words, row_shifted / row_shifted.sum(axis=0, keepdims=True)),
                   ('returns exp(x) without dividing by the sum over the classes', np.exp(x)),
                   ('divides by the sum of the whole batch instead of each row',
                    np.exp(x) / np.exp(x).sum())]
@@ -631,6 +634,8 @@ def one_hot_hint(results, probe, key):
     if record.get('status') != 'error' or not results.has('ce_one_hot', key):
         return None
     error = record.get('error') or {}
+    if error.get('type') not in ('ValueError', 'IndexError', 'TypeError'):
+        return None
     where = f" at {error['where']}" if error.get('where') else ''
     return (f'assumes one-hot labels: with integer labels y of shape (N,), as the assignment '
             f'passes them, it raises {error.get("type")}: {error.get("message")}{where}')
@@ -674,16 +679,16 @@ def check_ce_backward(results, reference):
     if not results.has('ce_backward', 'dx'):
         record = results.record('ce_backward') or {}
         error = record.get('error') or {}
+        message = error.get('message', '')
+        if error.get('type') in ('AttributeError', 'TypeError', 'RuntimeError') and (
+                'NoneType' in message or 'attribute' in message or 'forward' in message):
+            return fail(f'{function} needs a forward pass first: on a fresh instance '
+                        f'backward(x, y) raised {error.get("type")}: {message}'
+                        f' at {error.get("where")}; it must compute from its arguments (the '
+                        f'official test calls it without forward)')
         hint = one_hot_hint(results, 'ce_backward', 'dx')
         if hint:
             return fail(f'{function} {hint}')
-        if error.get('type') in ('AttributeError', 'TypeError', 'RuntimeError') and (
-                'NoneType' in error.get('message', '') or 'attribute' in error.get('message', '')
-                or 'forward' in error.get('message', '')):
-            return fail(f'{function} needs a forward pass first: on a fresh instance '
-                        f'backward(x, y) raised {error.get("type")}: {error.get("message")}'
-                        f' at {error.get("where")}; it must compute from its arguments (the '
-                        f'official test calls it without forward)')
         return fail(results.failure('ce_backward', function))
     returned = results.value('ce_backward', 'dx')
     inputs = reference.inputs

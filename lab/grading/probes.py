@@ -44,6 +44,9 @@ PROBE_SECONDS = 4.0
 
 TRAINING_SECONDS = 8.0
 
+IMPORT_SECONDS = 30.0
+"""Budget of importing one file: torch alone takes several seconds on a busy machine."""
+
 SPIRAL = {'n_classes': 3, 'n_per_class': 100, 'hidden': [32], 'epochs': 60,
           'batch_size': 30, 'lr': 0.2}
 """The training task: a three-arm spiral and the SGD run that learns it."""
@@ -93,11 +96,11 @@ def probe_inputs(year):
     rng = _rng(19)
     inputs = {
         'alpha': ELU_ALPHA[year],
-        'linear_x': rng.standard_normal((2, 4)),
-        'linear_x_earlier': rng.standard_normal((2, 4)),
+        'linear_x': rng.standard_normal((5, 4)),
+        'linear_x_earlier': rng.standard_normal((5, 4)),
         'linear_weight': rng.standard_normal((3, 4)),
         'linear_bias': rng.standard_normal(3),
-        'linear_dout': rng.standard_normal((2, 3)),
+        'linear_dout': rng.standard_normal((5, 3)),
         'elu_x': np.array([[-1.5, -0.4, 0.3, 1.2, -2.0], [0.7, -0.9, 2.1, -0.1, 0.4]]),
         'elu_dout': rng.standard_normal((2, 5)),
         'softmax_x': rng.standard_normal((2, 4)),
@@ -280,7 +283,7 @@ def load_student_files(recorder, directory, only=STUDENT_FILES):
                 raise
             module['value'] = loaded_module
 
-        ok = recorder.run(f'import {name}', do_import, seconds=10.0)
+        ok = recorder.run(f'import {name}', do_import, seconds=IMPORT_SECONDS)
         record = recorder.meta['probes'].pop(f'import {name}')
         if ok:
             loaded[name] = module['value']
