@@ -20,6 +20,7 @@ import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from lab.cli import ReaderSafeStream
 from lab.fileio import atomic_write
 from lab.grading.report import (class_summary, format_class_summary, format_json,
                                 format_text, gradescope_results, write_grades_csv, write_json)
@@ -252,6 +253,7 @@ def _positive_int(text):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    sys.stdout = ReaderSafeStream(sys.stdout)  # `... | head` ends the output, not the grading
     try:
         return run(parser, args)
     except KeyboardInterrupt:
