@@ -27,7 +27,6 @@ import os
 import signal
 import sys
 import time
-import traceback
 
 import numpy as np
 
@@ -167,10 +166,16 @@ class Recorder:
     def error_record(self, exc):
         """Type, message and the student's file:line of an exception."""
         where = None
-        for frame in traceback.extract_tb(exc.__traceback__):
-            filename = os.path.realpath(frame.filename)
+        tb = exc.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            filename = os.path.realpath(code.co_filename)
             if filename.startswith(self.submission + os.sep):
-                where = f'{os.path.basename(filename)}:{frame.lineno}'
+                name = getattr(code, 'co_qualname', code.co_name)
+                where = f'{os.path.basename(filename)}:{tb.tb_lineno}'
+                if name != '<module>':
+                    where = f'{where} ({name})'
+            tb = tb.tb_next
         if isinstance(exc, SyntaxError) and exc.filename:
             where = f'{os.path.basename(exc.filename)}:{exc.lineno}'
         message = str(exc)
