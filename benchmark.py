@@ -42,6 +42,7 @@ import sys
 
 from lab.benchmark.common import BATCH_SIZE
 from lab.benchmark.data import add_data_command
+from lab.benchmark.grading import add_grading_command
 from lab.benchmark.levers import add_levers_commands
 from lab.benchmark.train import add_train_commands
 from lab.cli import ReaderSafeStream
@@ -50,10 +51,11 @@ from lab.cli import ReaderSafeStream
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     subcommands = parser.add_subparsers(title='benchmarks', dest='benchmark', required=True,
-                                        metavar='{train,table,levers,data}')
+                                        metavar='{train,table,levers,data,grading}')
     add_train_commands(subcommands)
     add_levers_commands(subcommands)
     add_data_command(subcommands)
+    add_grading_command(subcommands)
     args = parser.parse_args(argv)
     if getattr(args, 'n_train', None) is not None and args.n_train < BATCH_SIZE:
         parser.error(f"argument --n_train: must be at least one batch, {BATCH_SIZE}, "
