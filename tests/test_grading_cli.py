@@ -283,6 +283,8 @@ def test_grades_csv_and_the_class_summary_count_each_mistake(tmp_path):
     ([], 'give a submission'),
     (['grade.py'], 'neither a folder nor a .zip'),
     (['.', '--jobs', '0'], 'must be at least 1'),
+    (['.', '--rubric', 'pytest.ini'], 'not valid TOML'),
+    (['.', '--timeout', '0'], 'more than 0 seconds'),
 ])
 def test_usage_errors_are_one_line_and_exit_2(arguments, message):
     result = grade(*arguments, cwd=REPO, timeout=60)

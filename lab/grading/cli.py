@@ -282,8 +282,12 @@ def run(parser, args):
                      f"of submissions")
     if path.is_file() and not zipfile.is_zipfile(path):
         parser.error(f"{path} is neither a folder nor a .zip file")
-    if args.rubric is not None and not Path(args.rubric).is_file():
-        parser.error(f"--rubric: {args.rubric} does not exist")
+    if args.rubric is not None:
+        from lab.grading.rubric import RubricError, load_rubric
+        try:
+            load_rubric(args.rubric)
+        except RubricError as error:
+            parser.error(f"--rubric: {error}")
     if args.sandbox and bubblewrap() is None:
         parser.error("--sandbox needs bubblewrap (bwrap): install the package 'bubblewrap', "
                      "or grade without --sandbox")

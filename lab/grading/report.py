@@ -105,12 +105,20 @@ def write_grades_csv(path, reports):
 
 
 def mistake_of(item):
-    """The name of an item's mistake, the same for every submission that makes it."""
-    if item.get('mistake'):
-        return item['mistake']
-    first_line = (str(item.get('diagnosis') or '').strip().splitlines() or ['not recognised'])[0]
-    # Without a named mistake, the first line with its numbers blanked groups alike failures.
-    return re.sub(r'-?\d[\d.e+-]*', '#', first_line)[:160]
+    """The name of an item's mistake, the same for every submission that makes it.
+
+    The grader's ``mistake`` where it gives one; else the diagnosis's first clause,
+    before its evidence, with numbers blanked. A phrase that starts with a verb
+    ("returns ...") gets the item's name in front.
+    """
+    text = item.get('mistake') or ''
+    if not text:
+        first_line = (str(item.get('diagnosis') or '').strip().splitlines() or [''])[0]
+        text = re.split(r'; |: expected | for (?:x|logits|input|inputs|dout) ', first_line)[0]
+        text = re.sub(r'-?\d+(?:\.\d+)?(?:e[+-]?\d+)?', '#', text)[:200] or 'not recognised'
+    if text[:1].islower():
+        text = f"{item['name']} {text}"
+    return text
 
 
 def class_summary(reports, most_common=5):
@@ -144,8 +152,10 @@ def format_class_summary(summary):
     lines = [f"Class summary: {count} submissions, mean total "
              f"{points_text(summary['mean_total'])} / {points_text(summary['max_total'])}", '']
     for item in sorted(summary['items'], key=lambda item: -item['lost']):
+        if not item['lost']:
+            continue
         lines.append(f"{item['name']}: {item['lost']} of {count} lost points")
         for mistake, times in item['mistakes']:
-            lines += textwrap.wrap(f"{times} of {count}: {item['name']} {mistake}", WIDTH,
+            lines += textwrap.wrap(f"{times} of {count}: {mistake}", WIDTH,
                                    initial_indent='    ', subsequent_indent='        ')
     return '\n'.join(lines)
