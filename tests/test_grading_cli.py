@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 import zipfile
 
 import pytest
@@ -297,3 +298,28 @@ def test_tmp_files_are_not_left_behind(tmp_path):
     write_template(tmp_path / 'fresh')
     assert sorted(path.name for path in (tmp_path / 'fresh').iterdir()) == sorted(STUDENT_FILES)
     shutil.rmtree(tmp_path / 'fresh')
+
+
+def test_the_documented_rubric_is_the_default_rubric():
+    items = tomllib.loads((REPO / 'lab' / 'grading' / 'rubric.toml').read_text())['item']
+    documented = (REPO / 'docs' / 'grading.md').read_text()
+    for entry in items:
+        row = f"| {entry['name']} | {entry['points']:g} | {entry['visibility']} | `{entry['id']}` |"
+        assert row in documented, f"docs/grading.md lacks or misstates: {row}"
+    assert f"| **total** | **{sum(entry['points'] for entry in items):g}** |" in documented
+
+
+@pytest.mark.slow
+def test_the_grading_benchmark_reports_seconds_per_submission(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / 'benchmark.py'), 'grading', '--repeats',
+                             '1', '--batch', '2', '--jobs', '2', '--json', tmp_path / 'b.json'],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / 'b.json').read_text())
+    for total in results['one_submission_totals']:  # what is timed is a full grading
+        points, maximum = total.split(' / ')
+        assert points == maximum
+    assert results['batch'] == 2 and results['jobs'] == 2
+    assert results['batch_of_60_s'] == pytest.approx(30 * results['batch_s'])
+    assert {'median', 'min', 'max', 'all'} <= set(results['one_submission_cpu_s'])
+    assert 'one submission: median' in result.stdout and '(extrapolated)' in result.stdout

@@ -10,6 +10,7 @@ the time of 60 is that figure times 60, marked as an extrapolation.
 """
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -32,15 +33,21 @@ def copy_our_files(folder):
         shutil.copyfile(REPOSITORY / name, folder / name)
 
 
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed_grade(arguments, cwd):
-    """Wall seconds of one ``python grade.py ...`` process, and its output."""
-    started = time.perf_counter()
+    """Wall and CPU seconds of one ``python grade.py ...`` process (with every process it
+    waited for: the probes, the batch's workers), and its output."""
+    started, cpu_before = time.perf_counter(), children_cpu_seconds()
     result = subprocess.run([sys.executable, str(REPOSITORY / 'grade.py'), *map(str, arguments)],
                             cwd=cwd, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, children_cpu_seconds() - cpu_before
     if result.returncode != 0:
         raise RuntimeError(f"grade.py failed ({result.returncode}): {result.stderr[-500:]}")
-    return seconds, result.stdout
+    return seconds, cpu, result.stdout
 
 
 def measure_grading(repeats, batch, jobs):
@@ -50,19 +57,22 @@ def measure_grading(repeats, batch, jobs):
     with tempfile.TemporaryDirectory(prefix='grading-benchmark-') as scratch:
         scratch = Path(scratch)
         copy_our_files(scratch / 'ours')
-        one, totals = [], []
+        one, one_cpu, totals = [], [], []
         for _ in range(repeats):
-            seconds, stdout = timed_grade([scratch / 'ours', '--format', 'json'], scratch)
+            seconds, cpu, stdout = timed_grade([scratch / 'ours', '--format', 'json'], scratch)
             report = json.loads(stdout)
             one.append(seconds)
+            one_cpu.append(cpu)
             totals.append(f"{report['total']:g} / {report['max_total']:g}")
         results['one_submission_s'] = summary(one)
+        results['one_submission_cpu_s'] = summary(one_cpu)
         results['one_submission_totals'] = totals
         for index in range(batch):
             copy_our_files(scratch / 'batch' / f'student{index:03d}')
-        seconds, _ = timed_grade([scratch / 'batch', '--jobs', jobs, '--out',
-                                  scratch / 'grades', '--no_progress'], scratch)
+        seconds, cpu, _ = timed_grade([scratch / 'batch', '--jobs', jobs, '--out',
+                                       scratch / 'grades', '--no_progress'], scratch)
         results['batch_s'] = seconds
+        results['batch_cpu_s_per_submission'] = cpu / batch
         results['batch_s_per_submission'] = seconds / batch
         results['batch_of_60_s'] = seconds / batch * 60
         results['batch_of_60_measured'] = batch == 60
@@ -82,11 +92,17 @@ def print_grading_table(results):
           f"{ONE_SUBMISSION_TARGET_S:g} s: "
           f"{'ok' if one['median'] < ONE_SUBMISSION_TARGET_S else 'MISSED'}; totals "
           f"{', '.join(sorted(set(results['one_submission_totals'])))}")
+    cpu = results['one_submission_cpu_s']
+    print(f"  one submission: median {cpu['median']:.1f} CPU s (min {cpu['min']:.1f}, max "
+          f"{cpu['max']:.1f}): about its wall time on an idle machine, whatever the load now")
     print(f"  batch of {results['batch']} with --jobs {results['jobs']}: "
           f"{results['batch_s']:.1f} s, {results['batch_s_per_submission']:.1f} s per "
           f"submission; 60 submissions: {results['batch_of_60_s'] / 60:.1f} min{extrapolated}, "
           f"target < {BATCH_OF_60_TARGET_S / 60:g} min: "
           f"{'ok' if results['batch_of_60_s'] < BATCH_OF_60_TARGET_S else 'MISSED'}")
+    print(f"  batch: {results['batch_cpu_s_per_submission']:.1f} CPU s per submission, so 60 "
+          f"on {results['jobs']} idle cores: "
+          f"{results['batch_cpu_s_per_submission'] * 60 / results['jobs'] / 60:.1f} min")
 
 
 def run_grading_benchmark(args):

@@ -40,7 +40,8 @@ def format_text(report):
         if not item['passed'] and item.get('diagnosis'):
             for paragraph in str(item['diagnosis']).splitlines():
                 lines += textwrap.wrap(paragraph, WIDTH, initial_indent='     ',
-                                       subsequent_indent='       ') or ['']
+                                       subsequent_indent='       ',
+                                       break_on_hyphens=False) or ['']
     lines += ['', f"Total: {points_text(report['total'])} / "
                   f"{points_text(report['max_total'])}"]
     return '\n'.join(lines)
