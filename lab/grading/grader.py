@@ -160,7 +160,7 @@ def detect_year(folder):
             arguments = [argument.arg for argument in init.args.args[1:]]
             arguments += [argument.arg for argument in init.args.kwonlyargs]
             if arguments:
-                return DEFAULT_YEAR, 'detected: ELUModule(alpha)'
+                return DEFAULT_YEAR, 'detected: ELUModule(alpha), as in 2024 and 2025'
             return 2023, 'detected: ELUModule() takes no alpha'
     return DEFAULT_YEAR, 'assumed: modules.py defines no ELUModule'
 

@@ -357,6 +357,9 @@ def probe_linear_init(rec, modules, year, inputs):
     for tag, input_layer in (('hidden', False), ('input', True)):
         layer = linear(400, 100, input_layer=input_layer)
         weight, bias = layer.params['weight'], layer.params['bias']
+        if weight is None or bias is None:
+            raise NotImplementedError("params['weight'] or params['bias'] is still None "
+                                      "after LinearModule.__init__")
         rec.put(f'{tag}_weight_shape', [int(size) for size in np.shape(weight)])
         rec.put(f'{tag}_bias_shape', [int(size) for size in np.shape(bias)])
         rec.put(f'{tag}_weight_std', float(np.std(weight)))
@@ -583,7 +586,7 @@ def torch_leaf_layers(model):
     """The PyTorch MLP's leaf layers in registration order, described in words."""
     described = []
     for module in model.modules():
-        if list(module.children()):
+        if list(module.children()) or type(module).__name__ in CONTAINERS:
             continue
         kind = type(module).__name__
         if kind == 'Linear':
@@ -592,6 +595,26 @@ def torch_leaf_layers(model):
             kind = f'BatchNorm1d {module.num_features}'
         described.append(kind)
     return described
+
+
+CONTAINERS = ('Sequential', 'ModuleList', 'ModuleDict')
+
+
+@contextlib.contextmanager
+def calls_recorded(model):
+    """Record the leaf layers in the order a forward pass calls them (not as registered)."""
+    calls, handles = [], []
+    for module in model.modules():
+        if list(module.children()) or type(module).__name__ in CONTAINERS:
+            continue
+        described = torch_leaf_layers(module)[0]
+        handles.append(module.register_forward_hook(
+            lambda *_, described=described: calls.append(described)))
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def torch_mlp(modules, use_batch_norm, inputs):
@@ -619,7 +642,9 @@ def probe_mlp_pytorch(rec, modules, year, inputs, use_batch_norm):
     model = torch_mlp(modules, use_batch_norm, inputs).double()
     rec.put('layers', json.dumps(torch_leaf_layers(model)))
     model.train()
-    rec.put('out_train', model(torch.from_numpy(inputs['mlp_x'].copy())))
+    with calls_recorded(model) as calls:
+        rec.put('out_train', model(torch.from_numpy(inputs['mlp_x'].copy())))
+    rec.put('calls', json.dumps(calls))
     model.eval()
     rec.put('out_eval', model(torch.from_numpy(inputs['mlp_x'].copy())))
 
