@@ -270,3 +270,22 @@ def test_a_stray_torch_import_and_an_auto_import_are_reported_and_cost_nothing(t
     assert any('imports torch' in line for line in report.problems)
     assert any('auto-import' in line for line in report.problems)
     assert report.items[0].passed
+
+
+@pytest.mark.parametrize('diagnosis, mistake', [
+    ('CrossEntropyModule.backward misses the 1/N of the mean: returns −T/X; expected [[1]]',
+     'CrossEntropyModule.backward misses the 1/N of the mean: returns −T/X'),
+    ("LinearModule.forward raised ValueError: shapes (2,4) at modules.py:81 (forward)",
+     'crashed: ValueError'),
+    ('ELUModule.forward: not implemented yet (NotImplementedError at modules.py:9)',
+     'not implemented yet'),
+    ('MLP.forward (mlp_numpy) with n_hidden=[]: mlp_numpy.py is missing from the submission',
+     'mlp_numpy.py is missing'),
+    ('official test_softmax_backward fails: SoftMaxModule: relative error 0.5 in case 1 of 10, '
+     'above 1e-05 | the mistake: SoftMaxModule.backward keeps only the diagonal of the '
+     'Jacobian: dout · s (1 − s); the full product', 'SoftMaxModule.backward keeps only the '
+     'diagonal of the Jacobian: dout · s (1 − s)'),
+])
+def test_the_mistake_name_keeps_the_words_and_drops_the_evidence(diagnosis, mistake):
+    assert items.mistake_of(diagnosis) == mistake
+    assert items.fail(diagnosis).mistake == mistake and items.PASS.mistake == ''

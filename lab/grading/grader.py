@@ -52,6 +52,7 @@ class ItemResult:
     diagnosis: str
     visibility: str = 'visible'
     group: str = ''
+    mistake: str = ''
 
 
 @dataclass
@@ -214,7 +215,8 @@ def grade_submission(path, year=None, rubric=None, limits=None):
     report_items = [ItemResult(item.id, item.name, item.points if verdicts[item.id].passed
                                else 0.0, item.points, verdicts[item.id].passed,
                                verdicts[item.id].diagnosis, item.visibility,
-                               item.name.split(':')[0].split('.')[0])
+                               item.name.split(':')[0].split('.')[0],
+                               verdicts[item.id].mistake)
                     for item in rubric.items]
     return Report(items=report_items, total=sum(item.points for item in report_items),
                   max_total=rubric.max_total, year=year, problems=problems,

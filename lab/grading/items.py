@@ -9,6 +9,7 @@ that reproduces the returned value; otherwise it states the difference. Every di
 names the function, the mistake and the evidence: the input, the expected value and the
 value returned.
 """
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,9 +43,13 @@ NUMPY2_SIGNS = (
 
 @dataclass
 class Verdict:
-    """The outcome of one item: passed or not, and why not."""
+    """The outcome of one item: passed or not, why not, and the mistake's short name."""
     passed: bool
     diagnosis: str = ''
+
+    @property
+    def mistake(self):
+        return '' if self.passed else mistake_of(self.diagnosis)
 
 
 PASS = Verdict(True)
@@ -52,6 +57,42 @@ PASS = Verdict(True)
 
 def fail(diagnosis):
     return Verdict(False, diagnosis)
+
+
+MISTAKE_PATTERNS = (
+    (re.compile(r'not implemented yet'), 'not implemented yet'),
+    (re.compile(r'(\w+\.py) is missing'), r'\1 is missing'),
+    (re.compile(r'merge-conflict marker'), 'a merge-conflict marker'),
+    (re.compile(r'(\w+\.py) line \d+: (SyntaxError|IndentationError|TabError)'),
+     r'\1 has a \2'),
+    (re.compile(r'(\w+\.py) could not be imported: (\w+)'), r'\1 cannot be imported: \2'),
+    (re.compile(r'changed required signature'), 'changed required signature'),
+    (re.compile(r'time budget'), 'ran past its time budget'),
+    (re.compile(r'not graded: '), 'not graded: the probe run failed'),
+    (re.compile(r'NumPy 2'), 'a NumPy 2 incompatibility'),
+    (re.compile(r' raised (\w+)'), r'crashed: \1'),
+)
+"""Diagnoses that end in a crash or a missing part, and the short name of each."""
+
+
+def mistake_of(diagnosis):
+    """A short name of the mistake in ``diagnosis``, the same for every submission making it.
+
+    The class summary counts these: the evidence (numbers, file lines) is dropped, and
+    crashes are named by their exception type only.
+    """
+    text = diagnosis.split(' | the mistake: ')[-1].split(' | the likely cause: ')[-1]
+    text = text.split(' | ')[0]
+    for pattern, name in MISTAKE_PATTERNS:
+        found = pattern.search(text)
+        if found:
+            return found.expand(name)
+    if text.startswith('official ') or 'relative error' in text:
+        return 'relative error above the official bound'
+    first = text.split('; ')[0]
+    if 'returns wrong values' in first:
+        return 'wrong values (mistake not recognised)'
+    return re.sub(r'\s+', ' ', first)[:160]
 
 
 # -- reading the probes' results -----------------------------------------------------------
