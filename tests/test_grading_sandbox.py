@@ -8,6 +8,7 @@ run a small script of their own through ``run_isolated``, which is quick.
 """
 import os
 import shutil
+import subprocess
 import sys
 import textwrap
 import time
@@ -260,16 +261,22 @@ def test_a_wall_clock_timeout_kills_the_whole_process_group(tmp_path):
     assert descendants(os.getpid()) == []
 
 
-def test_a_fork_bomb_is_stopped_at_the_process_cap(tmp_path):
-    outcome = run_importer(tmp_path, """\
-        import os, time
-        for _ in range(7):
-            os.fork()
-        time.sleep(60)
-        """, wall_s=30, max_processes=16)
-    assert 'fork bomb' in outcome['problem'], outcome
-    assert outcome['elapsed_s'] < 20
-    assert descendants(os.getpid()) == []
+def test_a_fork_bomb_is_stopped_at_the_process_cap_and_nothing_else_is_killed(tmp_path):
+    bystander = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        outcome = run_importer(tmp_path, """\
+            import os, time
+            for _ in range(7):
+                os.fork()
+            time.sleep(60)
+            """, wall_s=30, max_processes=16)
+        assert 'fork bomb' in outcome['problem'], outcome
+        assert outcome['elapsed_s'] < 20
+        assert descendants(os.getpid()) == [bystander.pid]
+        assert bystander.poll() is None, "a process of the grader's own was killed"
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 def test_output_beyond_the_cap_stops_the_run_and_keeps_a_tail(tmp_path):

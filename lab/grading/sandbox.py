@@ -52,6 +52,8 @@ MAX_SOURCE_FILES = 50
 TAIL_CHARACTERS = 8000
 POLL_SECONDS = 0.05
 PR_SET_CHILD_SUBREAPER = 36
+RUN_MARK = 'GRADING_RUN'
+"""The environment variable that marks every process of one run."""
 
 
 @dataclass(frozen=True)
@@ -149,9 +151,10 @@ def copy_sources(submission_dir, destination):
     return copied
 
 
-def scrubbed_environment(work_dir):
+def scrubbed_environment(work_dir, run_mark=''):
     """The whole environment of the student's process: a whitelist, nothing inherited."""
     return {
+        RUN_MARK: run_mark,
         'PATH': '/usr/bin:/bin',
         'HOME': str(work_dir / 'home'),
         'TMPDIR': str(work_dir / 'tmp'),
@@ -233,35 +236,55 @@ _ACTIVE_RUNS = set()
 
 def _run_tree(process):
     """Every living process of a run: the descendants of its first process, and the orphans
-    re-parented to this process (the subreaper) with their descendants."""
+    re-parented to this process (the subreaper) that carry the run's mark, with theirs."""
     parents = _parent_ids()
-    strays = [pid for pid, parent in parents.items()
-              if parent == os.getpid() and pid not in _ACTIVE_RUNS]
     tree = descendants(process.pid, parents)
-    for pid in strays:
-        tree += [pid, *descendants(pid, parents)]
+    for pid, parent in parents.items():
+        if parent == os.getpid() and pid not in _ACTIVE_RUNS and _is_of_run(pid, process):
+            tree += [pid, *descendants(pid, parents)]
     return tree
 
 
+def _is_of_run(pid, process):
+    """Whether ``pid`` was started by the run of ``process``: in its session, or with its mark
+    in the environment it started with (a child that left the session keeps that)."""
+    try:
+        with open(f'/proc/{pid}/stat', 'rb') as stat:
+            session = int(stat.read().rsplit(b')', 1)[1].split()[3])
+        if session == process.pid:
+            return True
+        with open(f'/proc/{pid}/environ', 'rb') as environ:
+            return f'{RUN_MARK}={process.run_mark}'.encode() in environ.read().split(b'\0')
+    except (OSError, IndexError, ValueError):
+        return False
+
+
 def _kill_all(process):
-    """SIGKILL the student's process group and every process of the run, until none is left."""
+    """SIGKILL the student's process group and every process of the run, until none is left.
+
+    A process killed here may be seen once more as a zombie, whose environment can no
+    longer be read: the pids found on earlier passes are remembered, to be reaped.
+    """
+    found = set()
     for _ in range(100):
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        tree = _run_tree(process)
-        for pid in tree:
+        parents = _parent_ids()
+        found = {pid for pid in found if pid in parents} | set(_run_tree(process))
+        for pid in found:
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        for pid in tree:
+        for pid in list(found):
             try:
-                os.waitpid(pid, os.WNOHANG)
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    found.discard(pid)
             except ChildProcessError:
-                pass  # not our child: its own parent reaps it
-        if process.poll() is not None and not tree:
+                found.discard(pid)  # not our child: its own parent reaps it
+        if process.poll() is not None and not found:
             return
         time.sleep(0.02)
 
@@ -336,10 +359,12 @@ def run_isolated(script, arguments, sources, limits, work_dir):
     task_limit = None if os.getuid() == 0 else _user_task_count() + 4 * limits.max_processes
     _become_subreaper()
     started = time.monotonic()
+    run_mark = f'{os.getpid()}-{time.monotonic_ns()}'
     process = subprocess.Popen(command, cwd=work_dir / 'submission', stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=scrubbed_environment(work_dir),
+                               env=scrubbed_environment(work_dir, run_mark),
                                preexec_fn=_limit_resources(limits, task_limit))
+    process.run_mark = run_mark
     _ACTIVE_RUNS.add(process.pid)
     try:
         return _supervise(process, limits, started)
