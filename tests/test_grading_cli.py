@@ -239,11 +239,11 @@ def test_the_template_never_overwrites_work(tmp_path):
 
 # -- the outputs, from reports as the grader gives them -------------------------------------
 
-def a_report(name, lost=(), mistake='returns the logits\' gradient (S - T)/N'):
+def a_report(name, lost=(), mistake="returns the logits' gradient"):
     items = [{'name': item, 'points': 0 if item in lost else 2, 'max_points': 2,
               'passed': item not in lost, 'visibility': 'visible',
               'diagnosis': f'{item}: {mistake}; expected -1.5, got 0.25' if item in lost else '',
-              'mistake': mistake if item in lost else ''}
+              'mistake': f'{item} {mistake}' if item in lost else ''}
              for item in ('LinearModule.forward', 'CrossEntropyModule.backward')]
     return {'submission': name, 'year': 2024, 'problems': [], 'elapsed_s': 1.0,
             'items': items, 'total': sum(item['points'] for item in items), 'max_total': 4}
@@ -252,6 +252,7 @@ def a_report(name, lost=(), mistake='returns the logits\' gradient (S - T)/N'):
 def test_the_text_report_gives_each_lost_point_its_diagnosis():
     text = format_text(a_report('alice', lost=('CrossEntropyModule.backward',)))
     assert 'LOST CrossEntropyModule.backward' in text and 'expected -1.5, got 0.25' in text
+    assert text.splitlines()[-1] == 'Total: 2 / 4'
     assert 'Total: 2 / 4' in text
 
 
@@ -274,6 +275,9 @@ def test_grades_csv_and_the_class_summary_count_each_mistake(tmp_path):
     text = format_class_summary(class_summary(reports))
     assert 'CrossEntropyModule.backward: 3 of 5 lost points' in text
     assert "3 of 5: CrossEntropyModule.backward returns the logits' gradient" in text
+    reports[0]['items'][1]['mistake'] = 'not implemented yet'
+    text = format_class_summary(class_summary(reports))
+    assert '1 of 5: CrossEntropyModule.backward: not implemented yet' in text
 
 
 # -- usage errors ---------------------------------------------------------------------------

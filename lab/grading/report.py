@@ -109,8 +109,8 @@ def mistake_of(item):
     """The name of an item's mistake, the same for every submission that makes it.
 
     The grader's ``mistake`` where it gives one; else the diagnosis's first clause,
-    before its evidence, with numbers blanked. A phrase that starts with a verb
-    ("returns ...") gets the item's name in front.
+    before its evidence, with numbers blanked. A phrase that does not name its function
+    ("not implemented yet") gets the item's name in front.
     """
     text = item.get('mistake') or ''
     if not text:
@@ -118,7 +118,7 @@ def mistake_of(item):
         text = re.split(r'; |: expected | for (?:x|logits|input|inputs|dout) ', first_line)[0]
         text = re.sub(r'-?\d+(?:\.\d+)?(?:e[+-]?\d+)?', '#', text)[:200] or 'not recognised'
     if text[:1].islower():
-        text = f"{item['name']} {text}"
+        text = f"{item['name']}: {text}"
     return text
 
 
