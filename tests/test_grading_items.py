@@ -289,3 +289,42 @@ def test_a_stray_torch_import_and_an_auto_import_are_reported_and_cost_nothing(t
 def test_the_mistake_name_keeps_the_words_and_drops_the_evidence(diagnosis, mistake):
     assert items.mistake_of(diagnosis) == mistake
     assert items.fail(diagnosis).mistake == mistake and items.PASS.mistake == ''
+
+
+SPLIT_LISTS_MLP = '''
+from modules import ELUModule, LinearModule
+
+
+class MLP(object):
+    def __init__(self, n_inputs, n_hidden, n_classes):
+        widths = [n_inputs] + list(n_hidden) + [n_classes]
+        self.activations = [ELUModule(1.0) for _ in n_hidden]
+        self.linears = [LinearModule(fan_in, fan_out, input_layer=(index == 0))
+                        for index, (fan_in, fan_out) in enumerate(zip(widths, widths[1:]))]
+
+    def forward(self, x):
+        for linear, activation in zip(self.linears, self.activations):
+            x = activation.forward(linear.forward(x))
+        return self.linears[-1].forward(x)
+
+    def backward(self, dout):
+        dout = self.linears[-1].backward(dout)
+        for linear, activation in reversed(list(zip(self.linears, self.activations))):
+            dout = linear.backward(activation.backward(dout))
+
+    def clear_cache(self):
+        for layer in self.linears + self.activations:
+            layer.clear_cache()
+'''
+
+
+@pytest.mark.slow
+def test_an_mlp_keeping_its_layers_in_two_lists_is_read_in_call_order(tmp_path):
+    sources = reference_sources()
+    sources['mlp_numpy.py'] = SPLIT_LISTS_MLP
+    wanted = {'mlp_numpy_layers', 'mlp_numpy_forward', 'mlp_numpy_backward', 'training_numpy',
+              'clear_cache'}
+    rubric = load_rubric()
+    rubric = type(rubric)(tuple(item for item in rubric.items if item.id in wanted))
+    report = grade_submission(write_submission(tmp_path / 'split', sources), rubric=rubric)
+    assert [item.diagnosis for item in report.items if not item.passed] == []

@@ -503,19 +503,51 @@ def probe_clear_cache(rec, modules, year, inputs):
 
 # -- probes of the NumPy MLP ---------------------------------------------------------------
 
-def student_layers(model, modules):
-    """The ordered list of layer objects inside a student's MLP, found by inspection.
+def held_layers(model):
+    """Every object with a ``forward`` that the student's MLP holds, in attribute order.
 
-    Students call it ``modules``, ``layers``, ``network`` or something else; this takes
-    the first attribute that is a list (or dict) of objects with ``forward``.
+    Students keep their layers in one list (``modules``, ``layers``, ...), in several
+    (linear layers and activations apart), in a dict, or as plain attributes.
     """
-    for name, value in vars(model).items():
+    found = []
+    for value in vars(model).values():
         items = list(value.values()) if isinstance(value, dict) else value
-        if isinstance(items, (list, tuple)) and items and all(
-                hasattr(item, 'forward') for item in items):
-            return name, list(items)
-    raise LookupError('found no list of layers (an attribute holding the modules in order) '
-                      'in the NumPy MLP')
+        items = items if isinstance(items, (list, tuple)) else [items]
+        for item in items:
+            if (hasattr(item, 'forward') and not isinstance(item, type)
+                    and all(item is not other for other in found)):
+                found.append(item)
+    if not found:
+        raise LookupError('found no layers (attributes holding objects with a forward method) '
+                          'in the NumPy MLP')
+    return found
+
+
+def student_layers(model, x):
+    """The student's layers in the order ``model.forward(x)`` calls them.
+
+    Each held layer's ``forward`` is wrapped on the instance for one forward pass, so
+    the order is the network's, whatever the attributes are called; layers the pass
+    never calls are left out. Falls back to the attribute order when no call is seen.
+    """
+    layers, calls = held_layers(model), []
+    for layer in layers:
+        original = layer.forward
+
+        def recording(*args, layer=layer, original=original, **kwargs):
+            calls.append(layer)
+            return original(*args, **kwargs)
+        layer.forward = recording
+    try:
+        model.forward(x.copy())
+    finally:
+        for layer in layers:
+            vars(layer).pop('forward', None)
+    ordered = []
+    for layer in calls:
+        if all(layer is not other for other in ordered):
+            ordered.append(layer)
+    return ordered or layers
 
 
 def layer_description(layer):
@@ -528,22 +560,10 @@ def layer_description(layer):
     return kind
 
 
-def numpy_mlp(modules, n_hidden, inputs, case):
-    """The student's NumPy MLP with the probe's weights copied into its linear layers."""
-    mlp = student_class(modules, 'mlp_numpy', 'MLP')
-    np.random.seed(0)
-    model = mlp(MLP_SHAPE['n_inputs'], list(n_hidden), MLP_SHAPE['n_classes'])
-    _, layers = student_layers(model, modules)
-    linears = [layer for layer in layers if isinstance(getattr(layer, 'params', None), dict)
-               and 'weight' in layer.params]
-    expected = len(n_hidden) + 1
-    if len(linears) != expected:
-        raise LookupError(f'the NumPy MLP with n_hidden={list(n_hidden)} holds {len(linears)} '
-                          f'layers with weights, expected {expected}')
-    for index, layer in enumerate(linears):
-        set_array(layer.params, 'weight', inputs[f'mlp_{case}_weight{index}'])
-        set_array(layer.params, 'bias', inputs[f'mlp_{case}_bias{index}'])
-    return model, layers, linears
+def weighted(layers):
+    """The layers that hold a 'weight' parameter (the linear ones), in the given order."""
+    return [layer for layer in layers if isinstance(getattr(layer, 'params', None), dict)
+            and 'weight' in layer.params]
 
 
 def probe_mlp_numpy(rec, modules, year, inputs, case):
@@ -552,13 +572,17 @@ def probe_mlp_numpy(rec, modules, year, inputs, case):
     mlp = student_class(modules, 'mlp_numpy', 'MLP')
     np.random.seed(0)
     model = mlp(MLP_SHAPE['n_inputs'], list(n_hidden), MLP_SHAPE['n_classes'])
-    attribute, layers = student_layers(model, modules)
-    rec.put('attribute', attribute)
-    rec.put('layers', json.dumps([layer_description(layer) for layer in layers]))
-    model, layers, linears = numpy_mlp(modules, n_hidden, inputs, case)
     x = inputs['mlp_x'].copy()
-    out = model.forward(x)
-    rec.put('out', out)
+    layers = student_layers(model, x)
+    rec.put('layers', json.dumps([layer_description(layer) for layer in layers]))
+    linears = weighted(layers)
+    if len(linears) != len(n_hidden) + 1:
+        raise LookupError(f'the NumPy MLP with n_hidden={list(n_hidden)} calls '
+                          f'{len(linears)} layers with weights, expected {len(n_hidden) + 1}')
+    for index, layer in enumerate(linears):
+        set_array(layer.params, 'weight', inputs[f'mlp_{case}_weight{index}'])
+        set_array(layer.params, 'bias', inputs[f'mlp_{case}_bias{index}'])
+    rec.put('out', model.forward(x))
     dout = inputs['mlp_dout'].copy()
     model.backward(dout)
     for index, layer in enumerate(linears):
@@ -664,7 +688,7 @@ def probe_train_numpy(rec, modules, year, inputs):
     mlp = student_class(modules, 'mlp_numpy', 'MLP')
     np.random.seed(0)
     model = mlp(2, list(SPIRAL['hidden']), SPIRAL['n_classes'])
-    _, layers = student_layers(model, modules)
+    layers = student_layers(model, x_train[:2])
     ends_in_softmax = 'softmax' in type(layers[-1]).__name__.lower()
     softmax = student_class(modules, 'modules', 'SoftMaxModule')()
     loss_module = student_class(modules, 'modules', 'CrossEntropyModule')()
