@@ -9,10 +9,13 @@ transformation, the report formats and the usage errors.
 import ast
 import csv
 import json
+import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 
@@ -327,3 +330,37 @@ def test_the_grading_benchmark_reports_seconds_per_submission(tmp_path):
     assert results['batch_of_60_s'] == pytest.approx(30 * results['batch_s'])
     assert {'median', 'min', 'max', 'all'} <= set(results['one_submission_cpu_s'])
     assert 'one submission: median' in result.stdout and '(extrapolated)' in result.stdout
+
+
+def processes_marked(prefix):
+    """Pids of the processes whose environment holds a grading run's mark starting ``prefix``."""
+    found = []
+    for entry in os.scandir('/proc'):
+        if entry.name.isdigit():
+            try:
+                with open(f'/proc/{entry.name}/environ', 'rb') as environ:
+                    if f'GRADING_RUN={prefix}'.encode() in environ.read():
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('stop, code', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_stopping_grade_py_stops_the_student_code_too(tmp_path, stop, code):
+    folder = our_submission(tmp_path / 'stubborn', replace={'modules.py': (
+        'import numpy as np\n', 'import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n'
+                                'while True:\n    pass\n')})
+    grading = subprocess.Popen([sys.executable, str(REPO / 'grade.py'), str(folder)],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 120
+    while not processes_marked(f'{grading.pid}-') and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_marked(f'{grading.pid}-'), 'the student code never started'
+    grading.send_signal(stop)
+    _, stderr = grading.communicate(timeout=60)
+    assert grading.returncode == code, stderr
+    assert 'Traceback' not in stderr
+    assert processes_marked(f'{grading.pid}-') == []

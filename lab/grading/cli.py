@@ -7,12 +7,13 @@
     python grade.py --template practice/
 
 Exit codes: 0 when graded (whatever the score), 2 for a path, a zip or a rubric
-that cannot be used (one line saying why), 130 after Ctrl-C.
+that cannot be used (one line saying why), 130 after Ctrl-C, 143 after SIGTERM.
 """
 import argparse
 import concurrent.futures
 import multiprocessing
 import re
+import signal
 import stat
 import sys
 import tempfile
@@ -192,7 +193,7 @@ def grade_batch(folder, out_dir, jobs, year=None, rubric_path=None, limits=None,
                 feedback = (gradescope_results(report) if output_format == 'gradescope'
                             else report)
                 write_json(out_dir / 'feedback' / f"{report['submission']}.json", feedback)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated):
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         finally:
@@ -254,11 +255,23 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     sys.stdout = ReaderSafeStream(sys.stdout)  # `... | head` ends the output, not the grading
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return run(parser, args)
     except KeyboardInterrupt:
         print('\ninterrupted: the submissions graded so far are written', file=sys.stderr)
         sys.exit(130)
+    except Terminated:
+        print('\nterminated: the submissions graded so far are written', file=sys.stderr)
+        sys.exit(143)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: stop as Ctrl-C would, with the submissions graded so far written."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def run(parser, args):

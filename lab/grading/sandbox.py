@@ -368,6 +368,9 @@ def run_isolated(script, arguments, sources, limits, work_dir):
     _ACTIVE_RUNS.add(process.pid)
     try:
         return _supervise(process, limits, started)
+    except BaseException:  # Ctrl-C or SIGTERM while it runs: it must not outlive us
+        _kill_all(process)
+        raise
     finally:
         _ACTIVE_RUNS.discard(process.pid)
 
