@@ -364,3 +364,44 @@ def test_stopping_grade_py_stops_the_student_code_too(tmp_path, stop, code):
     assert grading.returncode == code, stderr
     assert 'Traceback' not in stderr
     assert processes_marked(f'{grading.pid}-') == []
+
+
+def children_of(pid):
+    children = []
+    for entry in os.scandir('/proc'):
+        if entry.name.isdigit():
+            try:
+                with open(f'/proc/{entry.name}/stat', 'rb') as stat:
+                    if int(stat.read().rsplit(b')', 1)[1].split()[1]) == pid:
+                        children.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return children
+
+
+@pytest.mark.slow
+def test_a_terminated_batch_writes_what_it_graded_and_leaves_no_student_code(tmp_path):
+    batch = tmp_path / 'submissions'
+    (batch / 'a_empty').mkdir(parents=True)
+    our_submission(batch / 'b_stubborn', files=('modules.py',), replace={'modules.py': (
+        'import numpy as np\n', 'import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n'
+                                'while True:\n    pass\n')})
+    out = tmp_path / 'grades'
+    grading = subprocess.Popen([sys.executable, str(REPO / 'grade.py'), str(batch), '--jobs', '2',
+                                '--out', str(out), '--no_progress'], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    workers = []
+    while time.monotonic() < deadline and not (
+            (out / 'feedback' / 'a_empty.json').exists()
+            and any(processes_marked(f'{worker}-') for worker in workers)):
+        workers = children_of(grading.pid)
+        time.sleep(0.2)
+    assert (out / 'feedback' / 'a_empty.json').exists()
+    grading.terminate()
+    _, stderr = grading.communicate(timeout=60)
+    assert grading.returncode == 143, stderr
+    with open(out / 'grades.csv', newline='') as handle:
+        assert [row['submission'] for row in csv.DictReader(handle)] == ['a_empty']
+    time.sleep(0.5)
+    assert not [pid for worker in workers for pid in processes_marked(f'{worker}-')]

@@ -127,14 +127,18 @@ def batch_entries(folder):
             and (entry.is_dir() or entry.suffix.lower() == '.zip')]
 
 
-def submission_name(path):
-    """A submission's name: its folder's or zip's name without the extension."""
+def submission_name(path, taken=()):
+    """A submission's name: its folder's or zip's name without the extension, or with it
+    where a folder of ``taken`` names already has that name."""
     path = Path(path)
-    return path.stem if path.suffix.lower() == '.zip' else path.resolve().name
+    if path.suffix.lower() == '.zip' and path.stem not in taken:
+        return path.stem
+    return path.resolve().name
 
 
-def grade_path(path, year=None, rubric_path=None, limits=None):
-    """Grade one submission, a folder or a zip; return its report as a JSON-ready dict.
+def grade_path(path, year=None, rubric_path=None, limits=None, name=None):
+    """Grade one submission, a folder or a zip; return its report as a JSON-ready dict,
+    named ``name`` (by default ``submission_name(path)``).
 
     A zip that cannot be used is graded as an empty submission (0 points,
     each item naming its missing file), with the reason among its problems.
@@ -151,21 +155,26 @@ def grade_path(path, year=None, rubric_path=None, limits=None):
             except SubmissionError as error:
                 folder, problems = Path(scratch), [str(error)]
         report = grade_submission(folder, year=year, rubric=rubric, limits=limits).to_json()
-    report['submission'] = submission_name(path)
+    report['submission'] = name or submission_name(path)
     report['problems'] = problems + list(report.get('problems', []))
     return report
 
 
-def _grade_in_worker(path, year, rubric_path, limits):
+def _grade_in_worker(path, name, year, rubric_path, limits):
     """A batch's unit of work: never raises, so one submission cannot stop the batch."""
     started = time.monotonic()
     try:
-        return grade_path(path, year, rubric_path, limits)
+        return grade_path(path, year, rubric_path, limits, name)
     except Exception as error:  # a grader bug must cost one row, not the batch
-        return {'submission': submission_name(path), 'year': year, 'total': 0, 'max_total': 0,
+        return {'submission': name, 'year': year, 'total': 0, 'max_total': 0,
                 'items': [], 'elapsed_s': time.monotonic() - started,
                 'problems': [f"the grader failed on this submission: "
                              f"{type(error).__name__}: {error}"]}
+
+
+def _start_worker():
+    """A worker stops on SIGTERM as on Ctrl-C: killing the student code it runs."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def grade_batch(folder, out_dir, jobs, year=None, rubric_path=None, limits=None,
@@ -174,36 +183,44 @@ def grade_batch(folder, out_dir, jobs, year=None, rubric_path=None, limits=None,
 
     Writes into ``out_dir``: ``grades.csv``, ``feedback/<submission>.json``
     for each submission (as soon as it is graded), ``class_summary.txt`` and
-    ``class_summary.json``. Returns the reports, in the order of the names.
+    ``class_summary.json``; after Ctrl-C or SIGTERM, those of the submissions
+    graded so far. Returns the reports, in the order of the names.
     """
     from tqdm import tqdm
     entries = batch_entries(folder)
+    folders = {entry.name for entry in entries if entry.is_dir()}
+    names = {entry: submission_name(entry, folders) for entry in entries}
     out_dir = Path(out_dir)
     (out_dir / 'feedback').mkdir(parents=True, exist_ok=True)
     reports = {}
     context = multiprocessing.get_context('spawn')  # no fork of a process holding threads
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_grade_in_worker, entry, year, rubric_path, limits): entry
-                   for entry in entries}
-        try:
-            for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
-                               unit='submission', disable=not progress):
-                report = future.result()
-                reports[futures[future].name] = report
-                feedback = (gradescope_results(report) if output_format == 'gradescope'
-                            else report)
-                write_json(out_dir / 'feedback' / f"{report['submission']}.json", feedback)
-        except (KeyboardInterrupt, Terminated):
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        finally:
-            graded = [reports[entry.name] for entry in entries if entry.name in reports]
-            write_grades_csv(out_dir / 'grades.csv', graded)
-            summary = class_summary(graded)
-            write_json(out_dir / 'class_summary.json', summary)
-            text = format_class_summary(summary) + '\n'
-            atomic_write(out_dir / 'class_summary.txt',
-                         lambda temporary: Path(temporary).write_text(text))
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                                  initializer=_start_worker)
+    futures = {pool.submit(_grade_in_worker, entry, names[entry], year, rubric_path, limits):
+               entry for entry in entries}
+    try:
+        for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
+                           unit='submission', disable=not progress):
+            report = future.result()
+            reports[futures[future]] = report
+            feedback = gradescope_results(report) if output_format == 'gradescope' else report
+            write_json(out_dir / 'feedback' / f"{report['submission']}.json", feedback)
+        pool.shutdown()
+    except BaseException:
+        # Stop the workers now (each kills the student code it runs), not after their
+        # current submissions: ProcessPoolExecutor has no public way before Python 3.14.
+        for process in list(getattr(pool, '_processes', {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        graded = [reports[entry] for entry in entries if entry in reports]
+        write_grades_csv(out_dir / 'grades.csv', graded)
+        summary = class_summary(graded)
+        write_json(out_dir / 'class_summary.json', summary)
+        text = format_class_summary(summary) + '\n'
+        atomic_write(out_dir / 'class_summary.txt',
+                     lambda temporary: Path(temporary).write_text(text))
     return graded
 
 
