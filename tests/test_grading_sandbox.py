@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -375,3 +376,15 @@ def test_python_runs_isolated(tmp_path):
     """Guard: the interpreter used for students is this one, with -I."""
     outcome = run_importer(tmp_path, 'import sys\nprint("flags", sys.flags.isolated)\n')
     assert 'flags 1' in outcome['stdout_tail'], (sys.executable, outcome)
+
+
+def test_results_that_claim_a_huge_array_are_refused_before_it_is_made(tmp_path):
+    # A forged .npy header inside the archive: 10**12 float64 values in a file of a few bytes.
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }"
+    header += ' ' * (117 - len(header)) + '\n'
+    forged = tmp_path / 'forged.npz'
+    with zipfile.ZipFile(forged, 'w') as archive:
+        archive.writestr('huge.npy', b'\x93NUMPY\x01\x00' + len(header).to_bytes(2, 'little')
+                         + header.encode('latin1') + b'\0' * 64)
+    with pytest.raises(ResultsError, match='unpacks to more than'):
+        load_results(forged)

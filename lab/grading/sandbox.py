@@ -29,6 +29,7 @@ change them.
 """
 import ctypes
 import json
+import math
 import os
 import resource
 import shutil
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -495,6 +497,7 @@ def load_results(path):
         raise ResultsError(f"the results file {path.name} is missing or not a plain file")
     if path.stat().st_size > MAX_RESULTS_BYTES:
         raise ResultsError(f"the results file is larger than {MAX_RESULTS_BYTES // MiB} MiB")
+    _check_array_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             if len(archive.files) > MAX_RESULT_ARRAYS:
@@ -511,6 +514,36 @@ def load_results(path):
         if value.dtype.kind not in 'biuf':
             raise ResultsError(f"result {name!r} holds {value.dtype} values, not numbers")
     return arrays, meta
+
+
+def _check_array_sizes(path):
+    """Refuse an archive whose arrays would unpack to more than ``MAX_RESULTS_BYTES``.
+
+    Each array's header (shape and dtype) is read before any array is, so a
+    compressed archive that claims a huge array is refused without allocating it.
+    """
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_RESULT_ARRAYS + 1:
+                raise ResultsError(f"the results file holds {len(members)} arrays, more "
+                                   f"than {MAX_RESULT_ARRAYS}")
+            for member in members:
+                with archive.open(member) as stream:
+                    version = np.lib.format.read_magic(stream)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(stream)
+                total += dtype.itemsize * math.prod(shape)
+                if total > MAX_RESULTS_BYTES:
+                    raise ResultsError(f"the results file unpacks to more than "
+                                       f"{MAX_RESULTS_BYTES // MiB} MiB")
+    except ResultsError:
+        raise
+    except Exception as error:  # a damaged or forged file: say so, whatever it was
+        raise ResultsError(f"the results file cannot be read as a NumPy .npz without "
+                           f"pickles: {type(error).__name__}: {error}") from None
 
 
 def _meta_of(value):
