@@ -502,6 +502,9 @@ def linear_backward_candidates(reference, key):
         return [('returns dW transposed, x^T dout, of shape (in_features, out_features); '
                  'dL/dW = dout^T x has the shape of W', x.T @ dout),
                 ('adds a weight-decay term 0.01·W to the gradient of the loss', right + 0.01 * weight),
+                ('returns dW transposed, of shape (in_features, out_features), and adds a '
+                 'weight-decay term 0.01·W to the gradient of the loss',
+                 (right + 0.01 * weight).T),
                 ('adds a weight-decay term W to the gradient of the loss', right + weight),
                 ('averages over the batch (divides by N): dL/dW = dout^T x, the loss already '
                  'holds the 1/N', right / n),
@@ -538,30 +541,41 @@ def check_linear_gradient(key, function):
 
 
 def check_latest_cache(results, reference):
-    """Each layer's backward uses the input of the latest forward pass."""
+    """Each layer's backward uses the input of the latest forward pass.
+
+    After forward(x1), forward(x2), backward(dout) the gradient must be the one the
+    same code gives after forward(x2) alone (judged against the student's own answer,
+    so a mistake of another item is not counted twice); the reference's gradient for
+    x1 names a stale cache.
+    """
     inputs = reference.inputs
-    checks = [('LinearModule.backward', 'linear_latest', 'dweight', reference.linear()['dweight'],
-               reference.linear(inputs['linear_x_earlier'])['dweight'])]
-    if results.has('elu_latest', 'alpha'):
-        alpha = results.value('elu_latest', 'alpha')
-        checks.append(('ELUModule.backward', 'elu_latest', 'dx', reference.elu(alpha)['dx'],
-                       reference.elu(alpha, -inputs['elu_x'])['dx']))
-    else:
-        checks.append(('ELUModule.backward', 'elu_latest', 'dx', None, None))
-    checks.append(('SoftMaxModule.backward', 'softmax_latest', 'dx', reference.softmax()['dx'],
-                   reference.softmax(-2 * inputs['softmax_x'])['dx']))
+    alpha = results.value('elu_latest', 'alpha') if results.has('elu_latest', 'alpha') else 1.0
+    checks = [('LinearModule.backward', 'linear_latest', 'linear', 'dweight',
+               reference.linear()['dweight'],
+               reference.linear(inputs['linear_x_earlier'])['dweight']),
+              ('ELUModule.backward', 'elu_latest', 'elu', 'dx', reference.elu(alpha)['dx'],
+               reference.elu(alpha, -inputs['elu_x'])['dx']),
+              ('SoftMaxModule.backward', 'softmax_latest', 'softmax', 'dx',
+               reference.softmax()['dx'], reference.softmax(-2 * inputs['softmax_x'])['dx'])]
     problems = []
-    for function, probe, key, expected, stale in checks:
+    for function, probe, single_probe, key, expected, stale in checks:
         values, failed = required(results, probe, [key], function)
         if failed:
             problems.append(failed.diagnosis)
-        elif stale is not None and close(values[0], stale):
+            continue
+        own = (results.value(single_probe, key) if results.has(single_probe, key)
+               else expected)
+        if close(values[0], own):
+            continue
+        if close(values[0], stale):
             problems.append(f'{function} uses a stale cache: after forward(x1) then '
                             f'forward(x2), backward used x1; expected {show(expected)}, '
                             f'returned {show(values[0])}')
-        elif expected is not None and not close(values[0], expected):
-            problems.append(f'{function} after two forward passes returns the wrong '
-                            f'gradient: expected {show(expected)}, returned {show(values[0])}')
+        else:
+            problems.append(f'{function} returns another gradient after forward(x1), '
+                            f'forward(x2) than after forward(x2) alone: a cache kept from an '
+                            f'earlier call?; after forward(x2) alone {show(own)}, after both '
+                            f'{show(values[0])}')
     return fail(' | '.join(problems)) if problems else PASS
 
 
@@ -988,6 +1002,13 @@ def check_mlp_pytorch_architecture(results, reference):
                 words = 'adds no BatchNorm1d layers'
             elif not use_batch_norm and any(kind == 'batchnorm' for kind, _ in layers):
                 words = 'adds BatchNorm1d layers although use_batch_norm is False'
+            elif layers[:-1] == expected and layers[-1][0] == 'batchnorm':
+                words = 'adds a BatchNorm1d after the output layer (the logits need none)'
+            elif len([1 for kind, _ in layers if kind == 'linear']) != 3:
+                words = (f'builds {len([1 for kind, _ in layers if kind == "linear"])} '
+                         f'nn.Linear layers, expected 3 (the output layer too)')
+            elif layers and layers[-1][0] == 'elu':
+                words = 'puts an activation after the output layer (the logits need none)'
             elif layers and layers[-1][0] == 'softmax':
                 words = ('ends in a softmax: the network returns logits, which '
                          'nn.CrossEntropyLoss expects')

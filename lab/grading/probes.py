@@ -345,9 +345,16 @@ def make_elu(rec, modules, year, alpha, strict=False):
 
 
 def set_array(container, key, value):
-    """Write ``value`` into ``container[key]``: in place when the shapes allow, else replace."""
+    """Write ``value`` into ``container[key]``: in place when the shapes allow, else replace.
+
+    A weight stored transposed, (in, out), receives the transpose, so the layer still
+    computes x W^T + b and its other results can be judged.
+    """
     current = container.get(key) if isinstance(container, dict) else None
-    if isinstance(current, np.ndarray) and current.size == value.size:
+    if (isinstance(current, np.ndarray) and value.ndim == 2 and current.shape != value.shape
+            and current.shape == value.T.shape):
+        current[...] = value.T
+    elif isinstance(current, np.ndarray) and current.size == value.size:
         current[...] = value.reshape(current.shape)
     else:
         container[key] = value.copy()
@@ -631,14 +638,14 @@ CONTAINERS = ('Sequential', 'ModuleList', 'ModuleDict')
 
 @contextlib.contextmanager
 def calls_recorded(model):
-    """Record the leaf layers in the order a forward pass calls them (not as registered)."""
+    """Record (description, layer) of the leaf layers in the order a forward pass calls them."""
     calls, handles = [], []
     for module in model.modules():
         if list(module.children()) or type(module).__name__ in CONTAINERS:
             continue
         described = torch_leaf_layers(module)[0]
         handles.append(module.register_forward_hook(
-            lambda *_, described=described: calls.append(described)))
+            lambda *_, described=described, module=module: calls.append((described, module))))
     try:
         yield calls
     finally:
@@ -646,36 +653,50 @@ def calls_recorded(model):
             handle.remove()
 
 
-def torch_mlp(modules, use_batch_norm, inputs):
-    """The student's PyTorch MLP, n_hidden [k, k], with the probe's weights copied in."""
+def copy_probe_weights(linears, inputs):
+    """Copy the probe's weights of the [k, k] network into the student's nn.Linear layers."""
     import torch
-    mlp = student_class(modules, 'mlp_pytorch', 'MLP')
-    torch.manual_seed(0)
-    model = mlp(MLP_SHAPE['n_inputs'], list(MLP_CASES['two']), MLP_SHAPE['n_classes'],
-                use_batch_norm=use_batch_norm)
-    linears = [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
     if len(linears) != 3:
-        raise LookupError(f'the PyTorch MLP with n_hidden=[4, 4] holds {len(linears)} '
+        raise LookupError(f'the PyTorch MLP with n_hidden=[4, 4] calls {len(linears)} '
                           f'nn.Linear layers, expected 3')
     with torch.no_grad():
         for index, layer in enumerate(linears):
-            layer.weight.copy_(torch.from_numpy(inputs[f'mlp_two_weight{index}']))
+            if layer.bias is None:
+                raise LookupError(f'nn.Linear layer {index} of the PyTorch MLP has no bias '
+                                  f'(bias=False); the assignment\'s linear layers have one')
+            weight = torch.from_numpy(inputs[f'mlp_two_weight{index}'])
+            if tuple(layer.weight.shape) != tuple(weight.shape):
+                raise LookupError(f'nn.Linear layer {index} of the PyTorch MLP has weight '
+                                  f'shape {tuple(layer.weight.shape)}, expected '
+                                  f'{tuple(weight.shape)}')
+            layer.weight.copy_(weight)
             layer.bias.copy_(torch.from_numpy(inputs[f'mlp_two_bias{index}']))
-    return model
 
 
 def probe_mlp_pytorch(rec, modules, year, inputs, use_batch_norm):
-    """The PyTorch MLP: its layers, and its forward in float64 with the probe's weights."""
+    """The PyTorch MLP, n_hidden [4, 4]: its layers, and its forward with the probe's weights.
+
+    The layers are read in the order a forward pass calls them (forward hooks), then
+    the probe's weights are copied in and the forward runs in float64.
+    """
     import torch
     torch.set_num_threads(1)
-    model = torch_mlp(modules, use_batch_norm, inputs).double()
+    mlp = student_class(modules, 'mlp_pytorch', 'MLP')
+    torch.manual_seed(0)
+    model = mlp(MLP_SHAPE['n_inputs'], list(MLP_CASES['two']), MLP_SHAPE['n_classes'],
+                use_batch_norm=use_batch_norm).double()
     rec.put('layers', json.dumps(torch_leaf_layers(model)))
+    x = torch.from_numpy(inputs['mlp_x'].copy())
     model.train()
     with calls_recorded(model) as calls:
-        rec.put('out_train', model(torch.from_numpy(inputs['mlp_x'].copy())))
-    rec.put('calls', json.dumps(calls))
+        model(x.clone())
+    rec.put('calls', json.dumps([described for described, _ in calls]))
+    called = [module for _, module in calls if isinstance(module, torch.nn.Linear)]
+    registered = [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
+    copy_probe_weights(called or registered, inputs)
+    rec.put('out_train', model(x.clone()))
     model.eval()
-    rec.put('out_eval', model(torch.from_numpy(inputs['mlp_x'].copy())))
+    rec.put('out_eval', model(x.clone()))
 
 
 # -- training ------------------------------------------------------------------------------
