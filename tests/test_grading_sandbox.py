@@ -341,6 +341,7 @@ def test_the_bubblewrap_sandbox_has_no_network_and_no_other_files(tmp_path):
     assert outcome['problem'] is None, outcome
     out = outcome['stdout_tail']
     assert 'network: no' in out and 'repository: False' in out and 'original: False' in out
+    assert descendants(os.getpid()) == [], 'bubblewrap left a process (or a zombie) behind'
 
 
 # -- reading the results back ---------------------------------------------------------------

@@ -261,32 +261,53 @@ def _is_of_run(pid, process):
         return False
 
 
+def _start_time(pid):
+    """When ``pid`` started (clock ticks since boot), or None if it is gone: a pid and its
+    start time name one process, even after the pid is reused."""
+    try:
+        with open(f'/proc/{pid}/stat', 'rb') as stat:
+            return int(stat.read().rsplit(b')', 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _remember(process, pids):
+    """Add ``pids`` to the processes seen in the run, with their start times."""
+    for pid in pids:
+        if pid not in process.seen:
+            process.seen[pid] = _start_time(pid)
+
+
 def _kill_all(process):
     """SIGKILL the student's process group and every process of the run, until none is left.
 
-    A process killed here may be seen once more as a zombie, whose environment can no
-    longer be read: the pids found on earlier passes are remembered, to be reaped.
+    Every process seen in the run is killed and, once it is this process's child (an
+    orphan re-parented to the subreaper), reaped, even when, as a zombie, it no longer
+    shows the run's mark.
     """
-    found = set()
     for _ in range(100):
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        parents = _parent_ids()
-        found = {pid for pid in found if pid in parents} | set(_run_tree(process))
-        for pid in found:
+        _remember(process, _run_tree(process))
+        alive = [pid for pid, started in process.seen.items()
+                 if started is not None and _start_time(pid) == started]
+        for pid in alive:
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        for pid in list(found):
+        waiting = False
+        for pid in alive:
             try:
                 if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    found.discard(pid)
+                    process.seen[pid] = None
+                else:
+                    waiting = True
             except ChildProcessError:
-                found.discard(pid)  # not our child: its own parent reaps it
-        if process.poll() is not None and not found:
+                waiting = True  # its parent, also killed, is about to hand it to us
+        if process.poll() is not None and not waiting:
             return
         time.sleep(0.02)
 
@@ -366,7 +387,7 @@ def run_isolated(script, arguments, sources, limits, work_dir):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=scrubbed_environment(work_dir, run_mark),
                                preexec_fn=_limit_resources(limits, task_limit))
-    process.run_mark = run_mark
+    process.run_mark, process.seen = run_mark, {}
     _ACTIVE_RUNS.add(process.pid)
     try:
         return _supervise(process, limits, started)
@@ -409,7 +430,9 @@ def _watch(process, counter, limits, started):
                     f"stopped (print less, or not in a loop)"), False
         if now >= next_count:
             next_count = now + 0.2
-            running = len(_run_tree(process)) + 1
+            tree = _run_tree(process)
+            _remember(process, tree)
+            running = len(tree) + 1
             if running > limits.max_processes:
                 return (f"started more than {limits.max_processes} processes at once "
                         f"(a fork bomb?): stopped"), False
