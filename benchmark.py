@@ -4,6 +4,7 @@
     python benchmark.py table [--json results/benchmark_train.json]
     python benchmark.py levers [--repeats 7] [--json results/benchmark_levers.json]
     python benchmark.py data  [--repeats 3] [--json results/benchmark_data.json]
+    python benchmark.py grading [--repeats 5] [--batch 10] [--jobs 2]
 
 `train` times training epochs (batch 128, learning rate 0.1, float32) of this
 NumPy MLP, this PyTorch MLP on the CPU, a plain PyTorch eager loop and, where
