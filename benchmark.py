@@ -4,6 +4,7 @@
     python benchmark.py table [--json results/benchmark_train.json]
     python benchmark.py levers [--repeats 7] [--json results/benchmark_levers.json]
     python benchmark.py data  [--repeats 3] [--json results/benchmark_data.json]
+    python benchmark.py grading [--repeats 5] [--batch 10] [--jobs 2]
 
 `train` times training epochs (batch 128, learning rate 0.1, float32) of this
 NumPy MLP, this PyTorch MLP on the CPU, a plain PyTorch eager loop and, where
@@ -42,6 +43,7 @@ import sys
 
 from lab.benchmark.common import BATCH_SIZE, SHAPES, WorkerError, check_output_file
 from lab.benchmark.data import add_data_command
+from lab.benchmark.grading import add_grading_command
 from lab.benchmark.levers import add_levers_commands
 from lab.benchmark.train import add_train_commands
 from lab.cli import ReaderSafeStream
@@ -51,10 +53,11 @@ from lab.downloads import CorruptDataError
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     subcommands = parser.add_subparsers(title='benchmarks', dest='benchmark', required=True,
-                                        metavar='{train,table,levers,data}')
+                                        metavar='{train,table,levers,data,grading}')
     add_train_commands(subcommands)
     add_levers_commands(subcommands)
     add_data_command(subcommands)
+    add_grading_command(subcommands)
     args = parser.parse_args(argv)
     if getattr(args, 'n_train', None) is not None and args.n_train < BATCH_SIZE:
         parser.error(f"argument --n_train: must be at least one batch, {BATCH_SIZE}, "
