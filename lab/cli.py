@@ -11,8 +11,9 @@ import sys
 
 from lab.checkpoints import CheckpointError, read_checkpoint
 from lab.downloads import CorruptDataError, DownloadError
-from lab.datasets import DATASETS
+from lab.datasets import DATASETS, dataset_shape
 from lab.settings import NOT_SETTINGS, ConfigurationError
+from lab.threads import first_layer_product, print_thread_policy
 
 MAX_SEED = 2 ** 32 - 1
 """The largest seed both NumPy's and PyTorch's generators accept."""
@@ -134,6 +135,10 @@ def add_common_arguments(parser, activations):
                         help='do not draw the loss and accuracy curves')
     parser.add_argument('--no_progress', dest='progress', action='store_false',
                         help='no progress bar, only one line per epoch')
+    parser.add_argument('--threads', default=None, type=positive_int,
+                        help='threads for the matrix products (BLAS, PyTorch); '
+                             'OMP_NUM_THREADS and the like, when set, win (default: one '
+                             'per free CPU, one for small products; see docs/speed.md)')
 
 
 def saved_settings_as_flags(parser, settings):
@@ -235,9 +240,13 @@ def run_command_line(parser, train, files, argv=None):
     A run whose output is no longer read (its pipe closed) trains on and exits with 0.
     """
     args = parse_arguments(parser, argv, files)
+    threads = vars(args).pop('threads')
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = ReaderSafeStream(sys.stdout), ReaderSafeStream(sys.stderr)
     try:
+        n_inputs, n_classes, _ = dataset_shape(args.dataset)
+        print_thread_policy(threads, first_layer_product(args.batch_size, n_inputs,
+                                                         args.hidden_dims, n_classes))
         train(**vars(args))
     except (ConfigurationError, CheckpointError) as error:
         parser.error(str(error))
