@@ -11,7 +11,7 @@ Shapes: ``N`` is the batch size, ``D`` the number of input features, ``M`` the
 number of output features and ``C`` the number of classes.
 
 The bodies of ``forward`` and ``backward`` are the formulas derived in
-README.md and nothing else. Inputs are checked once, where they enter: the MLP
+docs/derivations.md and nothing else. Inputs are checked once, where they enter: the MLP
 checks its input batch (``mlp_numpy.MLP.forward``) and the losses check their
 labels or targets (``as_target_distribution``, ``as_regression_targets``). No
 module casts: by NumPy's own rules a float32 input gives a float32 output, and
@@ -137,6 +137,8 @@ class LinearModule(Module):
         Returns
         -------
         dx : ndarray of shape (N, D), or None for an input layer
+
+        Derivation: docs/derivations.md#linear
         """
         x = self._pop_cache()
         self.grads['weight'] = dout.T @ x        # dL/dW = dout^T x
@@ -155,7 +157,10 @@ class ReLUModule(Module):
         return np.maximum(x, 0)
 
     def backward(self, dout):
-        """dL/dx = dout * 1[x > 0]."""
+        """dL/dx = dout * 1[x > 0].
+
+        Derivation: docs/derivations.md#elementwise-activations
+        """
         positive = self._pop_cache()
         return dout * positive
 
@@ -175,7 +180,10 @@ class LeakyReLUModule(Module):
         return np.where(positive, x, self.negative_slope * x)
 
     def backward(self, dout):
-        """dL/dx = dout * (1 if x > 0 else negative_slope)."""
+        """dL/dx = dout * (1 if x > 0 else negative_slope).
+
+        Derivation: docs/derivations.md#elementwise-activations
+        """
         positive = self._pop_cache()
         return np.where(positive, dout, self.negative_slope * dout)
 
@@ -202,6 +210,8 @@ class ELUModule(Module):
 
         For x <= 0 the derivative alpha e^x equals out + alpha, so the cached
         output is reused instead of a second exponential.
+
+        Derivation: docs/derivations.md#elementwise-activations
         """
         positive, out = self._pop_cache()
         return dout * np.where(positive, 1, out + self.alpha)
@@ -219,7 +229,10 @@ class SigmoidModule(Module):
         return out
 
     def backward(self, dout):
-        """dL/dx = dout * sigma(x) (1 - sigma(x))."""
+        """dL/dx = dout * sigma(x) (1 - sigma(x)).
+
+        Derivation: docs/derivations.md#elementwise-activations
+        """
         out = self._pop_cache()
         return dout * out * (1 - out)
 
@@ -234,7 +247,10 @@ class TanhModule(Module):
         return out
 
     def backward(self, dout):
-        """dL/dx = dout * (1 - tanh(x)^2)."""
+        """dL/dx = dout * (1 - tanh(x)^2).
+
+        Derivation: docs/derivations.md#elementwise-activations
+        """
         out = self._pop_cache()
         return dout * (1 - out * out)
 
@@ -335,7 +351,7 @@ class BatchNormModule(Module):
 
         Evaluation mode: mean and var are constants, so dL/dx_n = gamma s dout_n.
         Training mode: mean and var depend on every x_n of the batch, and (see
-        README.md for the derivation)
+        docs/derivations.md for the derivation)
 
             dL/dx_n = (gamma s / N) (N dout_n - dL/dbeta - xhat_n dL/dgamma).
 
@@ -347,6 +363,8 @@ class BatchNormModule(Module):
         Returns
         -------
         dx : ndarray of shape (N, D)
+
+        Derivation: docs/derivations.md#batch-normalisation
         """
         x_hat, inv_std, training = self._pop_cache()
         self.grads['bias'] = dout.sum(axis=0)
@@ -396,7 +414,10 @@ class DropoutModule(Module):
         return x * keep / keep_probability
 
     def backward(self, dout):
-        """dL/dx = dout * keep / (1 - p), with the mask of the forward pass."""
+        """dL/dx = dout * keep / (1 - p), with the mask of the forward pass.
+
+        Derivation: docs/derivations.md#dropout
+        """
         keep, keep_probability = self._pop_cache()
         return dout * keep / keep_probability
 
@@ -426,6 +447,8 @@ class SoftMaxModule(Module):
 
         With s = softmax(x), ds_i/dx_j = s_i (delta_ij - s_j), so
         dL/dx_j = sum_i dout_i s_i (delta_ij - s_j) = s_j (dout_j - sum_i dout_i s_i).
+
+        Derivation: docs/derivations.md#softmax
         """
         out = self._pop_cache()
         return out * (dout - (dout * out).sum(axis=1, keepdims=True))
@@ -499,6 +522,8 @@ class CrossEntropyModule(Module):
         Returns
         -------
         dx : ndarray of shape (N, C)
+
+        Derivation: docs/derivations.md#cross-entropy
         """
         targets = as_target_distribution(y, x)
         return -targets / (len(x) * np.maximum(x, np.finfo(x.dtype).tiny))
@@ -537,6 +562,8 @@ class SoftmaxCrossEntropyModule(Module):
         Returns
         -------
         dlogits : ndarray of shape (N, C)
+
+        Derivation: docs/derivations.md#softmax-and-cross-entropy-fused
         """
         probabilities, targets = self._pop_cache()
         return (probabilities - targets) / len(probabilities)
@@ -599,6 +626,8 @@ class MSEModule(Module):
         Returns
         -------
         dx : ndarray of the shape of ``x``
+
+        Derivation: docs/derivations.md#mean-squared-error
         """
         targets = as_regression_targets(y, x)
         return 2 * (x - targets) / x.size

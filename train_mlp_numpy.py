@@ -73,21 +73,27 @@ def evaluate_model(model, data_loader, return_loss=False):
     return accuracy_sum / n_samples
 
 
-def train_epoch(model, loader, loss_module, optimizer, run):
+def train_epoch(model, loader, loss_module, optimizer, on_batch=None):
     """One pass over the training set; returns the mean loss and accuracy.
 
-    Each step: forward, loss, backward, update. ``run.progress`` draws the
-    progress bar, stops after Ctrl-C, and ``record`` stops on a NaN loss.
+    Each step: forward, loss, backward, update. ``on_batch(loss, accuracy,
+    n_samples)``, when given, sees each batch's loss before its update (the
+    training script uses it to draw a progress bar and to stop on a NaN loss).
     """
     model.train()
-    batches = run.progress(loader)
-    for images, labels in batches:
+    loss_sum, correct_sum, n_samples = 0.0, 0.0, 0
+    for images, labels in loader:
         logits = model.forward(images)
         loss = loss_module.forward(logits, labels)
-        batches.record(loss, accuracy(logits, labels), len(labels))
+        batch_accuracy = accuracy(logits, labels)
+        if on_batch is not None:
+            on_batch(loss, batch_accuracy, len(labels))
         model.backward(loss_module.backward())
         optimizer.step()
-    return batches.means()
+        loss_sum += float(loss) * len(labels)
+        correct_sum += batch_accuracy * len(labels)
+        n_samples += len(labels)
+    return loss_sum / n_samples, correct_sum / n_samples
 
 
 def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, dataset='cifar10',
@@ -141,7 +147,12 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, dataset='cifar10'
         Per-epoch 'train_loss', 'train_accuracy', 'validation_loss',
         'validation_accuracy', 'learning_rate' and 'epoch_seconds'.
     """
-    settings = run_settings(locals())
+    settings = run_settings(dict(
+        hidden_dims=hidden_dims, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed,
+        dataset=dataset, validation_size=validation_size, activation=activation,
+        optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
+        scheduler=scheduler, patience=patience, use_batch_norm=use_batch_norm,
+        dropout=dropout, dtype=dtype))
     data = get_dataset(dataset, data_dir, validation_size)
     loaders = get_dataloader(data, batch_size, return_numpy=True, seed=seed)
     rng = np.random.default_rng(seed)
@@ -153,11 +164,13 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, dataset='cifar10'
 
     parts = {'model': model, 'optimizer': sgd_or_adam, 'scheduler': lr_schedule,
              'random': RandomStates(model=rng, loader=loaders['train'].rng)}
-    run = TrainingRun('numpy', settings, parts, NumpyFiles, out_dir, resume, plot, progress)
+    run = TrainingRun(framework='numpy', settings=settings, parts=parts, files=NumpyFiles,
+                      out_dir=out_dir, resume=resume, plot=plot, show_progress=progress)
     with run:
         for epoch in run.epochs():
-            train_loss, train_accuracy = train_epoch(model, loaders['train'], loss_module,
-                                                     sgd_or_adam, run)
+            batches = run.progress(loaders['train'])
+            train_loss, train_accuracy = train_epoch(model, batches, loss_module, sgd_or_adam,
+                                                     on_batch=batches.record)
             validation_accuracy, validation_loss = evaluate_model(
                 model, loaders['validation'], return_loss=True)
             run.end_epoch(train_loss, train_accuracy, validation_loss, validation_accuracy,

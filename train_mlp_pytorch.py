@@ -74,24 +74,29 @@ def evaluate_model(model, data_loader, return_loss=False):
     return accuracy_sum / n_samples
 
 
-def train_epoch(model, loader, optimizer, run):
+def train_epoch(model, loader, optimizer, on_batch=None):
     """One pass over the training set; returns the mean loss and accuracy.
 
-    Each step: forward, loss, backward, update. ``run.progress`` draws the
-    progress bar, stops after Ctrl-C, and ``record`` stops on a NaN loss
-    (reading the loss waits for the device, but a non-finite loss must stop
-    training before the step that would spread it into the weights).
+    Each step: forward, loss, backward, update. ``on_batch(loss, accuracy,
+    n_samples)``, when given, sees each batch's loss before its update (the
+    training script uses it to draw a progress bar and to stop on a NaN loss
+    before the step that would spread it into the weights).
     """
     model.train()
-    batches = run.progress(loader)
-    for images, labels in batches:
+    loss_sum, correct_sum, n_samples = 0.0, 0.0, 0
+    for images, labels in loader:
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
-        batches.record(loss.item(), accuracy(logits, labels), len(labels))
+        batch_loss, batch_accuracy = loss.item(), accuracy(logits, labels)
+        if on_batch is not None:
+            on_batch(batch_loss, batch_accuracy, len(labels))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return batches.means()
+        loss_sum += batch_loss * len(labels)
+        correct_sum += batch_accuracy * len(labels)
+        n_samples += len(labels)
+    return loss_sum / n_samples, correct_sum / n_samples
 
 
 def make_optimizer(name, model, lr, momentum, weight_decay):
@@ -131,7 +136,11 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir,
     (None when no epoch finished or Ctrl-C stopped the run), and the per-epoch
     ``logging_dict``.
     """
-    settings = run_settings(locals())
+    settings = run_settings(dict(
+        hidden_dims=hidden_dims, lr=lr, use_batch_norm=use_batch_norm, batch_size=batch_size,
+        epochs=epochs, seed=seed, dataset=dataset, validation_size=validation_size,
+        activation=activation, optimizer=optimizer, momentum=momentum,
+        weight_decay=weight_decay, scheduler=scheduler, patience=patience, dropout=dropout))
     device = select_device(device)
     torch.manual_seed(seed)
     data = get_dataset(dataset, data_dir, validation_size)
@@ -143,11 +152,14 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir,
 
     parts = {'model': model, 'optimizer': sgd_or_adam, 'scheduler': lr_schedule,
              'random': RandomStates(torch=torch.default_generator, loader=loaders['train'].rng)}
-    run = TrainingRun('pytorch', settings, parts, TorchFiles, out_dir, resume, plot, progress)
+    run = TrainingRun(framework='pytorch', settings=settings, parts=parts, files=TorchFiles,
+                      out_dir=out_dir, resume=resume, plot=plot, show_progress=progress)
     print(f"training on {device}")
     with run:
         for epoch in run.epochs():
-            train_loss, train_accuracy = train_epoch(model, loaders['train'], sgd_or_adam, run)
+            batches = run.progress(loaders['train'])
+            train_loss, train_accuracy = train_epoch(model, batches, sgd_or_adam,
+                                                     on_batch=batches.record)
             validation_accuracy, validation_loss = evaluate_model(
                 model, loaders['validation'], return_loss=True)
             run.end_epoch(train_loss, train_accuracy, validation_loss, validation_accuracy,

@@ -4,13 +4,13 @@ A run has a folder of its own, a log of per-epoch metrics, a best epoch,
 reasons to stop early (patience, a diverged loss, Ctrl-C), a checkpoint after
 every epoch and a summary at the end. The training loops themselves stay in
 ``train_mlp_numpy.py`` and ``train_mlp_pytorch.py``, where a student reads them
-next to the maths; they reach all of this through a few calls::
+next to the maths; ``train_epoch`` knows nothing of a run, which wraps it::
 
-    run = TrainingRun('numpy', settings, parts, NumpyFiles, out_dir, resume)
+    run = TrainingRun(framework='numpy', settings=settings, parts=parts, files=NumpyFiles)
     with run:                                  # folder, lock, Ctrl-C, resume
         for epoch in run.epochs():             # ends early on patience, divergence, Ctrl-C
-            for images, labels in run.progress(loader):
-                ...                            # forward, loss, record, backward, step
+            batches = run.progress(loader)     # progress bar; stops the epoch after Ctrl-C
+            train_epoch(model, batches, ..., on_batch=batches.record)  # stops on a NaN loss
             run.end_epoch(...)                 # log, best model, checkpoint
     run.finish(test_accuracy)                  # weights, summary, curves
 
@@ -124,18 +124,19 @@ class EarlyStopping:
 
 
 class EpochProgress:
-    """The batches of one epoch, behind a progress bar, with their running means.
+    """The batches of one epoch, behind a progress bar that shows the running mean loss.
 
     Iterating yields the loader's batches and stops (raising ``StopRequested``)
-    once Ctrl-C has asked the run to stop; ``record`` adds one batch's loss
-    and accuracy and raises ``DivergenceError`` on a non-finite loss, before
-    the step that would spread it into the weights. ``first_loss`` is the
-    loss of the epoch's first batch.
+    once Ctrl-C has asked the run to stop. ``record`` is the ``on_batch``
+    callback of ``train_epoch``: it adds one batch's loss to the bar's mean and
+    raises ``DivergenceError`` on a non-finite loss, before the step that would
+    spread it into the weights. ``first_loss`` is the loss of the epoch's
+    first batch.
     """
 
     def __init__(self, run, loader, epoch):
         self.run, self.loader, self.epoch = run, loader, epoch
-        self.loss_sum, self.correct_sum, self.n_samples, self.n_batches = 0.0, 0.0, 0, 0
+        self.loss_sum, self.n_samples, self.n_batches = 0.0, 0, 0
         self.first_loss = None
         self.bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, mininterval=0.5,
                         disable=not run.show_progress)
@@ -149,7 +150,8 @@ class EpochProgress:
         self.bar.close()
 
     def record(self, loss, accuracy, n_samples):
-        """Add one batch: its mean loss, its accuracy and its number of samples."""
+        """Add one batch's mean loss, weighted by its number of samples (the accuracy,
+        part of ``on_batch``'s signature, is not shown)."""
         loss = float(loss)
         self.n_batches += 1
         if not math.isfinite(loss):
@@ -159,18 +161,15 @@ class EpochProgress:
         if self.first_loss is None:
             self.first_loss = loss
         self.loss_sum += loss * n_samples
-        self.correct_sum += accuracy * n_samples
         self.n_samples += n_samples
         if self.n_batches % 20 == 0:
             self.bar.set_postfix(loss=f"{self.loss_sum / self.n_samples:.4f}", refresh=False)
 
-    def means(self):
-        """The mean loss and accuracy over every sample of the epoch so far."""
-        return self.loss_sum / self.n_samples, self.correct_sum / self.n_samples
-
 
 class TrainingRun:
     """Bookkeeping of one training run: see the module docstring for its use.
+
+    Every parameter is passed by keyword.
 
     Parameters
     ----------
@@ -198,7 +197,7 @@ class TrainingRun:
         with ``settings``, before anything is written.
     """
 
-    def __init__(self, framework, settings, parts, files, out_dir=None, resume=None,
+    def __init__(self, *, framework, settings, parts, files, out_dir=None, resume=None,
                  plot=True, show_progress=True):
         self.framework, self.settings, self.parts, self.files = framework, settings, parts, files
         self.plot, self.show_progress = plot, show_progress

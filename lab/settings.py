@@ -1,9 +1,9 @@
 """The settings of a training run: which arguments define it, and whether they can work.
 
-``run_settings`` is called first thing in each script's ``train``: it picks the
-settings that define the run out of ``train``'s arguments and checks them
-together, against the data set's size and the machine's memory, before any
-data is loaded or anything is written. A setting that cannot work is a
+``run_settings`` is called first thing in each script's ``train``, with the
+settings that define the run named one by one: it checks them together,
+against the data set's size and the machine's memory, before any data is
+loaded or anything is written. A setting that cannot work is a
 ``ConfigurationError``, which the command line turns into one line and exit 2.
 """
 import os
@@ -20,20 +20,30 @@ class ConfigurationError(ValueError):
     """Settings that cannot work together, or with the data or checkpoint given."""
 
 
-def run_settings(arguments):
-    """The settings that define a run, picked from ``train``'s arguments and checked together.
+def run_settings(settings):
+    """The settings that define a run, checked together; ``hidden_dims`` as a list of ints.
 
     Parameters
     ----------
-    arguments : dict
-        ``locals()`` at the start of a script's ``train``.
+    settings : dict
+        Each setting by name, as ``train`` was given it: ``hidden_dims``,
+        ``lr``, ``batch_size``, ``epochs``, ``seed``, ``dataset``,
+        ``validation_size``, ``activation``, ``optimizer``, ``momentum``,
+        ``weight_decay``, ``scheduler``, ``patience``, ``use_batch_norm``,
+        ``dropout`` (and ``dtype`` for NumPy). Paths and display flags
+        (``NOT_SETTINGS``) are not among them.
+
+    Returns
+    -------
+    dict
+        A copy of ``settings``, the form saved in checkpoints and summaries.
 
     Raises
     ------
     ConfigurationError
         For settings that cannot work together; nothing has been written.
     """
-    settings = {key: value for key, value in arguments.items() if key not in NOT_SETTINGS}
+    settings = dict(settings)
     settings['hidden_dims'] = [int(width) for width in settings['hidden_dims']]
     if settings['optimizer'] == 'adam' and settings['momentum']:
         raise ConfigurationError("--momentum applies to --optimizer sgd only (Adam keeps "

@@ -19,11 +19,10 @@ from lab.fileio import FolderLock, load_json, save_json, temporary_files
 from lab.runs import EarlyStopping, claim_run_folder
 from lab.settings import ConfigurationError, memory_estimate, run_settings
 
-SETTINGS = dict(hidden_dims=[8], lr=0.1, batch_size=32, epochs=2, seed=0, data_dir='x',
-                dataset='spiral', validation_size=None, activation='elu', optimizer='sgd',
-                momentum=0.0, weight_decay=0.0, scheduler='none', patience=None,
-                use_batch_norm=False, dropout=0.0, out_dir=None, resume=None, plot=False,
-                progress=False)
+SETTINGS = dict(hidden_dims=[8], lr=0.1, batch_size=32, epochs=2, seed=0, dataset='spiral',
+                validation_size=None, activation='elu', optimizer='sgd', momentum=0.0,
+                weight_decay=0.0, scheduler='none', patience=None, use_batch_norm=False,
+                dropout=0.0)
 
 
 def test_early_stopping_stops_after_patience_epochs_without_improvement():
@@ -63,10 +62,10 @@ def test_early_stopping_refuses_a_negative_patience():
         EarlyStopping(patience=-1)
 
 
-def test_run_settings_keep_what_defines_the_run_and_drop_paths():
-    settings = run_settings(SETTINGS)
-    assert 'data_dir' not in settings and 'out_dir' not in settings and 'resume' not in settings
-    assert settings['hidden_dims'] == [8] and settings['lr'] == 0.1
+def test_run_settings_keep_the_settings_given_with_the_widths_as_ints():
+    settings = run_settings({**SETTINGS, 'hidden_dims': (np.int64(8), 4)})
+    assert settings == {**SETTINGS, 'hidden_dims': [8, 4]}
+    assert all(type(width) is int for width in settings['hidden_dims'])
 
 
 @pytest.mark.parametrize('change, message', [

@@ -53,18 +53,6 @@ def matrix_products_epoch(images, labels):
     return epoch
 
 
-def quiet_run():
-    """A stand-in for ``runs.TrainingRun`` as ``train_epoch`` uses it: no bar, no Ctrl-C."""
-    from types import SimpleNamespace
-
-    from lab.runs import EpochProgress
-
-    run = SimpleNamespace(stop_requested=False, show_progress=False, epochs_done=0,
-                          settings={'lr': LEARNING_RATE})
-    run.progress = lambda loader: EpochProgress(run, loader, epoch=1)
-    return run
-
-
 def numpy_mlp_epoch(images, labels, optimizer_class=None):
     """This NumPy MLP, trained by train_mlp_numpy.train_epoch over our loader, with
     ``optimizers.SGD`` or ``optimizer_class``, a variant of it."""
@@ -82,7 +70,7 @@ def numpy_mlp_epoch(images, labels, optimizer_class=None):
     loss_module = SoftmaxCrossEntropyModule()
 
     def epoch():
-        return train_mlp_numpy.train_epoch(model, loader, loss_module, optimizer, quiet_run())
+        return train_mlp_numpy.train_epoch(model, loader, loss_module, optimizer)
     epoch.model, epoch.loader, epoch.loss_module, epoch.optimizer = (model, loader, loss_module,
                                                                      optimizer)
     return epoch
@@ -100,7 +88,7 @@ def pytorch_mlp_epoch(images, labels):
                          shuffle=True, drop_last=True, device='cpu')
     model = MLP(int(np.prod(images.shape[1:])), [N_HIDDEN], N_CLASSES)
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
-    return lambda: train_mlp_pytorch.train_epoch(model, loader, optimizer, quiet_run())
+    return lambda: train_mlp_pytorch.train_epoch(model, loader, optimizer)
 
 
 def eager_pytorch_epoch(images, labels):
