@@ -123,8 +123,9 @@ def add_common_arguments(parser, activations):
     parser.add_argument('--use_batch_norm', action='store_true',
                         help='batch normalisation between each hidden linear layer '
                              'and its activation')
-    parser.add_argument('--dropout', default=0.0, type=probability,
-                        help='dropout probability after each hidden activation (default: 0)')
+    parser.add_argument('--dropout', default=0.0, type=float,
+                        help='dropout probability in [0, 1) after each hidden activation '
+                             '(default: 0)')
     parser.add_argument('--out_dir', default=None,
                         help='folder for the run folders (default: results/)')
     parser.add_argument('--resume', default=None, type=file_path, metavar='PATH',

@@ -69,7 +69,7 @@ def test_run_settings_keep_the_settings_given_with_the_widths_as_ints():
 
 
 @pytest.mark.parametrize('change, message', [
-    (dict(optimizer='adam', momentum=0.9), '--momentum applies to --optimizer sgd only'),
+    (dict(optimizer='adam', momentum=0.9), '--momentum applies to SGD only'),
     (dict(use_batch_norm=True, batch_size=1), '--use_batch_norm needs --batch_size of at least 2'),
     (dict(validation_size=0), r'--validation_size must lie in \[1, 1199\]'),
     (dict(validation_size=1200), r'--validation_size must lie in \[1, 1199\]'),
