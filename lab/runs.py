@@ -432,7 +432,8 @@ class TrainingRun:
             self._write_summary(test_accuracy)
             if self.plot and self.epochs_done:
                 from lab.plotting import plot_training_curves
-                title = (f"{self.framework} MLP {self.settings['hidden_dims']} on "
+                batch_norm = ' with batch norm' if self.settings['use_batch_norm'] else ''
+                title = (f"{self.framework} MLP {self.settings['hidden_dims']}{batch_norm} on "
                          f"{self.settings['dataset']}")
                 plot_training_curves(self.logging_dict, self.run_dir, title, self.best_epoch)
         finally:
