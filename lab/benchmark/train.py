@@ -585,8 +585,8 @@ def add_train_commands(subcommands):
     table.set_defaults(run=run_table)
 
 
-FULL_AND_QUICK = {'epochs': (7, 2), 'sweep_steps': (60, 5), 'sweep_repeats': (5, 2),
-                  'main_job_repeats': (3, 1), 'n_train': (None, 1024)}
+FULL_AND_QUICK = {'epochs': (7, 2), 'sweep_steps': (60, 2), 'sweep_repeats': (5, 1),
+                  'main_job_repeats': (3, 1), 'n_train': (None, 512)}
 """The defaults of the `train` flags, for a full run and for a ``--quick`` smoke run
 (``n_train`` None: the real sizes). A flag given on the command line wins."""
 
@@ -607,20 +607,19 @@ def add_train_flags(parser):
                         help='epochs timed per system, interleaved; the median is reported '
                              '(default: 7, or 2 with --quick)')
     parser.add_argument('--sweep_steps', type=positive_int, default=None,
-                        help='training steps per timing in the sweep (default: 60, or 5 '
+                        help='training steps per timing in the sweep (default: 60, or 2 '
                              'with --quick)')
     parser.add_argument('--sweep_repeats', type=positive_int, default=None,
-                        help='timings per system and point of the sweep (default: 5, or 2 '
+                        help='timings per system and point of the sweep (default: 5, or 1 '
                              'with --quick)')
     parser.add_argument('--main_job_repeats', type=positive_int, default=None,
                         help='runs of the main job and of the eager epochs (default: 3, or 1 '
                              'with --quick)')
     parser.add_argument('--n_train', type=positive_int, default=None,
-                        help='training images per shape (default: the real sizes, or 1024 '
+                        help='training images per shape (default: the real sizes, or 512 '
                              'with --quick)')
     parser.add_argument('--quick', action='store_true',
-                        help='a smoke run, well under a minute: small data, few epochs and '
-                             'repeats, the main job on one spiral epoch; its numbers are '
-                             'not measurements')
+                        help='a smoke run: 512 images per shape, 2 epochs, 1 repeat, the '
+                             'main job on one spiral epoch; its numbers are not measurements')
     parser.add_argument('--json', default='results/benchmark_train.json',
                         help='where to write the numbers (default: results/benchmark_train.json)')
