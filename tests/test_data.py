@@ -387,6 +387,7 @@ def test_hostile_pickle_never_runs_code(tmp_path, cifar_raw, file_name, position
             assert '\n' not in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script, file_name, payload', [
     ('train_mlp_numpy.py', 'data_batch_3', 0), ('train_mlp_numpy.py', 'batches.meta', 1),
     ('train_mlp_pytorch.py', 'test_batch', 1)])
@@ -477,6 +478,7 @@ def test_split_order_is_random_splits(validation_size):
     assert order[50000 - validation_size:].tolist() == validation
 
 
+@pytest.mark.slow
 def test_full_size_cifar10_splits_are_the_official_ones(tmp_path):
     """50 000 training images in the real format, each carrying its index in two pixels."""
     index = np.arange(50000)

@@ -71,6 +71,7 @@ def largest_loss_rise(losses):
     return float(np.max(losses[1:] / losses[:-1]))
 
 
+@pytest.mark.slow
 def test_lr_sweep_largest_rate_overshoots(tmp_path):
     record = experiments.run_study('lr_sweep', tmp_path, epochs=200, n_train=300)
     assert_written(tmp_path, 'lr_sweep', ['lr_sweep_curves.png', 'lr_sweep_boundaries.png'])
@@ -85,6 +86,7 @@ def test_lr_sweep_largest_rate_overshoots(tmp_path):
         assert largest_loss_rise(results[label]['train_loss']) < 1.05
 
 
+@pytest.mark.slow
 def test_lr_sweep_records_a_non_finite_loss_and_goes_on(tmp_path):
     record = experiments.run_study('lr_sweep', tmp_path, learning_rates=(1.0, 1e6),
                                    epochs=30, n_train=300)
@@ -97,6 +99,7 @@ def test_lr_sweep_records_a_non_finite_loss_and_goes_on(tmp_path):
     assert (tmp_path / 'lr_sweep_boundaries.png').exists()
 
 
+@pytest.mark.slow
 def test_deep_sigmoid_gradients_vanish_towards_the_input(tmp_path):
     record = experiments.run_study('activations', tmp_path, dataset='spiral',
                                    hidden=(16,) * 5, epochs=1, n_train=300, n_test=100,
@@ -114,6 +117,7 @@ def test_deep_sigmoid_gradients_vanish_towards_the_input(tmp_path):
             > 10 * results['sigmoid']['first_to_last_layer_gradient_ratio'])
 
 
+@pytest.mark.slow
 def test_saddle_hessians_have_one_positive_and_one_negative_eigenvalue(tmp_path):
     record = experiments.run_study('saddle', tmp_path, steps=100, n_noisy_runs=2)
     assert_written(tmp_path, 'saddle', ['saddle_surface.png', 'saddle_escape.png'])
@@ -133,6 +137,7 @@ def test_finite_difference_hessian_of_a_quadratic():
     np.testing.assert_allclose(hessian, matrix, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_batch_norm_numpy_retraces_pytorch(tmp_path):
     record = experiments.run_study('batch_norm', tmp_path, dataset='spiral', hidden=(16, 16),
                                    activation_names=('relu',), epochs=2, lr=0.1, batch_size=50,
@@ -146,6 +151,7 @@ def test_batch_norm_numpy_retraces_pytorch(tmp_path):
         assert len(fractions) == 2 and all(0 <= value <= 1 for value in fractions[-1])
 
 
+@pytest.mark.slow
 def test_weight_growth_starts_at_one(tmp_path):
     record = experiments.run_study('weight_growth', tmp_path, dataset='spiral', hidden=(16, 8),
                                    epochs=3, batch_size=50, n_train=300, n_test=100)
@@ -156,6 +162,7 @@ def test_weight_growth_starts_at_one(tmp_path):
     assert np.all(growth[-1] != 1.0)
 
 
+@pytest.mark.slow
 def test_numpy_and_pytorch_agree_from_the_same_weights(tmp_path):
     record = experiments.run_study('numpy_vs_pytorch', tmp_path, dataset='spiral',
                                    hidden=(16,), epochs=2, batch_size=50, n_train=300,
@@ -169,6 +176,7 @@ def test_numpy_and_pytorch_agree_from_the_same_weights(tmp_path):
     assert 0 < 2 * sum(results['seconds_per_epoch'].values()) <= record['seconds']
 
 
+@pytest.mark.slow
 def test_architectures_on_the_spiral(tmp_path):
     record = experiments.run_study('architectures', tmp_path, datasets=('spiral',),
                                    depths=(1, 2), widths=(4, 16), spiral_epochs=20)
@@ -179,6 +187,7 @@ def test_architectures_on_the_spiral(tmp_path):
     assert runs['depth 2, width 16']['parameters'] == 2 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 def test_architectures_on_fashion_mnist_learn_something(tmp_path):
     record = experiments.run_study('architectures', tmp_path, datasets=('fashion_mnist',),
@@ -189,6 +198,7 @@ def test_architectures_on_fashion_mnist_learn_something(tmp_path):
     assert record['results']['fashion_mnist']['depth 1, width 32']['final_test_accuracy'] > 0.3
 
 
+@pytest.mark.slow
 def test_regression_numpy_and_pytorch_fit_alike_from_the_same_weights(tmp_path):
     record = experiments.run_study('regression', tmp_path, epochs=100, n_test=200)
     assert_written(tmp_path, 'regression', ['regression_fits.png', 'regression_curves.png'])
@@ -208,6 +218,7 @@ def test_regression_numpy_and_pytorch_fit_alike_from_the_same_weights(tmp_path):
         assert run['final_train_mse']['numpy'] == numpy_curves['train_mse'][-1]
 
 
+@pytest.mark.slow
 def test_regression_deep_net_fits_the_training_data_closer_than_a_small_one(tmp_path):
     # At the full budget of 2000 epochs the 1-64-64-64-1 net ended below the
     # 1-8-1 net in training MSE for each of the seeds 0 to 9; at 300 epochs
@@ -244,6 +255,7 @@ def assert_refused(result, *phrases):
         last_line)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('seed', ['-1', '4294967296', 'one'])
 def test_command_line_refuses_a_bad_seed(seed, tmp_path):
     out_dir = tmp_path / 'out'
@@ -252,6 +264,7 @@ def test_command_line_refuses_a_bad_seed(seed, tmp_path):
     assert not out_dir.exists()
 
 
+@pytest.mark.slow
 def test_command_line_refuses_an_output_folder_that_is_a_file(tmp_path):
     blocker = tmp_path / 'a_file'
     blocker.write_text('not a folder')
@@ -263,6 +276,7 @@ def test_command_line_refuses_an_output_folder_that_is_a_file(tmp_path):
     assert blocker.read_text() == 'not a folder'
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path('/proc/self').is_dir(), reason='needs Linux /proc')
 def test_command_line_refuses_a_folder_that_takes_no_files(tmp_path):
     # /proc is a folder in which no one, root included, can create a file:
@@ -294,6 +308,7 @@ def test_json_ready_turns_non_finite_numbers_into_null():
     json.dumps(ready, allow_nan=False)
 
 
+@pytest.mark.slow
 def test_command_line_runs_one_study(tmp_path, capsys):
     experiments.main(['saddle', '--out_dir', str(tmp_path), '--quick', '--seed', '3'])
     record = assert_written(tmp_path, 'saddle', ['saddle_surface.png', 'saddle_escape.png'])
