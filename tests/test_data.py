@@ -938,6 +938,7 @@ def test_loader_works_on_spiral_and_mnist(mnist_dir):
         assert labels.shape == (8,)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not data_utils.DEBIAN_FASHION_MNIST_DIR.is_dir(),
                     reason='Debian package dataset-fashion-mnist is not installed '
                            '(apt-get install dataset-fashion-mnist)')

@@ -423,6 +423,7 @@ def test_a_rerun_after_a_finished_run_gets_a_fresh_folder_even_when_interrupted(
     assert {path.name: path.read_bytes() for path in first.iterdir()} == files_before
 
 
+@pytest.mark.slow
 def test_two_identical_runs_at_once_get_a_folder_each(tmp_path):
     command = ['--dataset', 'spiral', '--hidden_dims', '8', '--epochs', '3', '--no_plot',
                '--no_progress', '--out_dir', str(tmp_path / 'out')]
@@ -489,6 +490,7 @@ def run_sending_signals(prefix, nth_write, signal_number, times, *arguments, cwd
                           cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_ctrl_c_twice_while_the_final_weights_are_written_still_leaves_everything(tmp_path):
     result = run_sending_signals('.model.npz.', 1, signal.SIGINT, 2, '--dataset', 'spiral',
                                  '--epochs', '2', '--hidden_dims', '8', '--no_progress',
@@ -541,6 +543,7 @@ def test_training_goes_on_when_nobody_reads_its_output(tmp_path):
     assert (summary['status'], summary['epochs_completed']) == ('completed', 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('umask, file_mode, folder_mode', [(0o022, 0o644, 0o755),
                                                            (0o077, 0o600, 0o700)])
 def test_outputs_follow_the_umask(umask, file_mode, folder_mode, tmp_path):
@@ -570,6 +573,7 @@ def test_a_runaway_loss_ends_the_run_as_diverged(lr, reason, tmp_path):
     assert (summary['epochs_completed'], summary['test_accuracy']) == (0, None)
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 def test_the_readmes_divergence_example_diverges(tmp_path):
     result = run_script('train_mlp_numpy.py', '--dataset', 'fashion_mnist', '--lr', '5',
