@@ -1,21 +1,14 @@
-"""CIFAR-10 in memory, and the mini-batch loaders every training script uses.
-
-`get_cifar10` reads the python version of CIFAR-10 (downloading it on first
-use) into three `ArrayDataset`s, split exactly as the official assignment
-splits them; `get_dataloader` wraps them in loaders that cut mini-batches out
-of the whole arrays, with no per-image Python work. Fetching and reading the
-files (a download written under a temporary name, pickles read so that a
-doctored file never runs code) is `cifar10_files`' job.
+"""CIFAR-10 in memory, split as the official assignment splits it, and its mini-batch loaders.
 
     >>> datasets = get_cifar10('data/')
     >>> loaders = get_dataloader(datasets, batch_size=128)
     >>> for images, labels in loaders['train']:
     ...     pass  # images: (128, 3, 32, 32) float32, labels: (128,) int64
 
-Everything here needs only NumPy; PyTorch is imported only when a loader is
-asked for tensors.
+Finding, downloading and safely reading CIFAR-10's files is `lab.cifar10_files`'
+job; the generic loader is `lab.loaders`'. Everything here needs only NumPy;
+PyTorch is imported only when a loader is asked for tensors.
 """
-import numbers
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +17,7 @@ from lab.cifar10_files import (CIFAR10_ARCHIVE, CIFAR10_META, CIFAR10_TEST_BATCH
                                CIFAR10_TRAIN_BATCHES, ensure_cifar10_batches, read_cifar10_batch,
                                read_cifar10_classes)
 from lab.downloads import CorruptDataError
-from lab.loaders import ArrayLoader, make_splits
+from lab.loaders import apply_per_channel_affine, make_loaders, make_splits
 
 # Per-channel (red, green, blue) statistics of the training images scaled to [0, 1].
 CIFAR10_MEAN = (0.491, 0.482, 0.447)
@@ -35,7 +28,60 @@ CIFAR10_STD = (0.247, 0.243, 0.262)
 CIFAR10_SPLIT_PERMUTATION = Path(__file__).with_name('cifar10_split_permutation.npy')
 CIFAR10_POOL_SIZE = 50000
 
-SPLITS = ('train', 'validation', 'test')
+
+def normalise(raw_images):
+    """uint8 images (N, 3, 32, 32) scaled to [0, 1] and standardised per channel, float32.
+
+    The formula is applied by a fast route that needs no temporary arrays (see
+    `lab.loaders.apply_per_channel_affine`); the result is the formula's, rounded once.
+    """
+    mean, std = np.reshape(CIFAR10_MEAN, (3, 1, 1)), np.reshape(CIFAR10_STD, (3, 1, 1))
+    return apply_per_channel_affine(lambda raw: (raw / 255 - mean) / std, raw_images)
+
+
+def get_cifar10(data_dir='data/', validation_size=5000):
+    """Load CIFAR-10 into memory, normalised, with the official validation split.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        Folder holding (or to receive) cifar-10-batches-py/ and
+        cifar-10-python.tar.gz; torchvision's CIFAR10 root works as is.
+    validation_size : int
+        Number of training images moved to the validation split, at least 1.
+
+    Returns
+    -------
+    dict of str to ArrayDataset
+        'train' (50000 - validation_size images), 'validation' and 'test'
+        (10000 images, in file order). The training and validation splits are
+        the official assignment's, member for member and in its order
+        (`official_split_order`). Images are float32 (N, 3, 32, 32), as
+        torchvision's ToTensor lays them out, `normalise`d (within 1e-6 of
+        torchvision's float32 result); labels int64.
+
+    Raises
+    ------
+    DownloadError
+        The data is absent and cannot be downloaded.
+    CorruptDataError
+        A file on disk is truncated, incomplete, not CIFAR-10, or asks to run
+        code (the pickles are read by a restricted unpickler, which refuses that).
+    """
+    batches_dir = ensure_cifar10_batches(data_dir)
+    classes = read_cifar10_classes(batches_dir / CIFAR10_META)
+    pool_images, pool_labels = read_training_pool(batches_dir)
+    test_images, test_labels = read_cifar10_batch(batches_dir / CIFAR10_TEST_BATCH)
+    return make_splits(pool_images, pool_labels, test_images, test_labels, classes,
+                       official_split_order(len(pool_labels)), validation_size,
+                       transform=normalise)
+
+
+def read_training_pool(batches_dir):
+    """The 50 000 raw training images (uint8) and labels of the five training batches."""
+    batches = [read_cifar10_batch(batches_dir / name) for name in CIFAR10_TRAIN_BATCHES]
+    return (np.concatenate([raw_images for raw_images, _ in batches]),
+            np.concatenate([labels for _, labels in batches]))
 
 
 def get_dataloader(dataset, batch_size, return_numpy=False, seed=0, device=None):
@@ -44,44 +90,25 @@ def get_dataloader(dataset, batch_size, return_numpy=False, seed=0, device=None)
     Parameters
     ----------
     dataset : dict of str to ArrayDataset
-        The output of `get_cifar10` (or `data_utils.get_dataset`), with keys
-        'train', 'validation' and 'test'.
+        The output of `get_cifar10` (or `lab.datasets.get_dataset`).
     batch_size : int
         Examples per batch, between 1 and the size of the training split.
     return_numpy : bool
-        Yield NumPy arrays instead of torch tensors; PyTorch is then never
-        imported.
+        Yield NumPy arrays instead of torch tensors; PyTorch is then never imported.
     seed : int
-        Seed of each loader's `rng`; the same seed gives the same batches.
+        Seed of each loader's shuffling; the same seed gives the same batches.
     device : str or torch.device, optional
-        Torch path only: move the whole arrays to this device once and gather
-        the batches there.
+        Torch tensors only: move the whole arrays to this device once.
 
     Returns
     -------
     dict of str to ArrayLoader
         'train' is shuffled afresh every epoch and drops its last incomplete
         batch; 'validation' and 'test' run in order over every example. Each
-        yields ``(images, labels)``: images float32 (B, ...) such as
-        (B, 3, 32, 32), labels int64 (B,).
+        yields ``(images, labels)``: images float32 (B, 3, 32, 32), labels int64 (B,).
     """
-    missing = [split for split in SPLITS if split not in dataset]
-    if missing:
-        raise ValueError(f'dataset lacks the split(s) {missing}; pass the dict returned by '
-                         f"get_cifar10 or data_utils.get_dataset (keys {', '.join(SPLITS)})")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f'batch_size must be a whole number of examples, got {batch_size!r}')
-    n_train = len(dataset['train'])
-    if not 1 <= batch_size <= n_train:
-        raise ValueError(f'batch_size must be between 1 and {n_train} (the size of the '
-                         f'training split), got {batch_size}')
-    if return_numpy and device is not None:
-        raise ValueError(f'device={device!r} needs torch tensors: drop return_numpy=True, '
-                         'or drop device to get NumPy arrays in main memory')
-    return {split: ArrayLoader(dataset[split], int(batch_size), shuffle=split == 'train',
-                               drop_last=split == 'train', seed=seed,
-                               return_numpy=return_numpy, device=device)
-            for split in SPLITS}
+    return make_loaders(dataset, batch_size, return_numpy=return_numpy, seed=seed,
+                        device=device)
 
 
 def load_split_permutation(path=CIFAR10_SPLIT_PERMUTATION):
@@ -91,17 +118,15 @@ def load_split_permutation(path=CIFAR10_SPLIT_PERMUTATION):
     generator=torch.Generator().manual_seed(42))``, which draws
     ``torch.randperm(50000, generator=torch.Generator().manual_seed(42))`` and
     gives training its first ``50000 - v`` indices and validation its last
-    ``v``, whatever ``v`` is. The file holds that permutation as uint16, so that
-    the NumPy path needs no torch. It was made, and is remade, with::
+    ``v``. The file holds that permutation as uint16, so that the NumPy path
+    needs no torch. It was made, and is remade, with::
 
         import numpy as np, torch
         permutation = torch.randperm(50000, generator=torch.Generator().manual_seed(42))
         np.save('cifar10_split_permutation.npy', permutation.numpy().astype(np.uint16))
 
-    Raises
-    ------
-    CorruptDataError
-        The file is missing, unreadable, or not a uint16 permutation of 0..49999.
+    Raises CorruptDataError if the file is missing, unreadable, or not a uint16
+    permutation of 0..49999.
     """
     fix = (f'Restore it with `git checkout -- {Path(path).name}`, or remake it as the '
            'docstring of cifar10_utils.load_split_permutation shows.')
@@ -120,9 +145,8 @@ def load_split_permutation(path=CIFAR10_SPLIT_PERMUTATION):
 def official_split_order(n_pool):
     """The order in which the official split takes CIFAR-10's `n_pool` training images.
 
-    For the full 50 000 it is `load_split_permutation()`: training takes its
-    first ``50000 - v`` indices and validation its last ``v``. A smaller pool
-    (a trimmed copy, a test's tiny CIFAR-10) takes the same permutation without
+    For the full 50 000 it is `load_split_permutation()`. A smaller pool (a
+    trimmed copy, a test's tiny CIFAR-10) takes the same permutation without
     the indices it lacks.
     """
     if n_pool > CIFAR10_POOL_SIZE:
@@ -131,45 +155,3 @@ def official_split_order(n_pool):
                                f'official {CIFAR10_ARCHIVE}.')
     permutation = load_split_permutation()
     return permutation[permutation < n_pool]
-
-
-def get_cifar10(data_dir='data/', validation_size=5000):
-    """Load CIFAR-10 into memory, normalised, with the official validation split.
-
-    Parameters
-    ----------
-    data_dir : str or Path
-        Folder holding (or to receive) cifar-10-batches-py/ and
-        cifar-10-python.tar.gz; torchvision's CIFAR10 root works as is.
-    validation_size : int
-        Number of training images moved to the validation split.
-
-    Returns
-    -------
-    dict of str to ArrayDataset
-        'train' (50000 - validation_size images), 'validation' and 'test'
-        (10000 images, in file order). The training and validation splits are
-        the official assignment's, member for member and in its order
-        (`official_split_order`). Images are float32 (N, 3, 32, 32), as
-        torchvision's ToTensor lays them out, with ``(x / 255 - CIFAR10_MEAN)
-        / CIFAR10_STD`` per channel (within 1e-6 of torchvision's float32
-        result); labels int64.
-
-    Raises
-    ------
-    DownloadError
-        The data is absent and cannot be downloaded.
-    CorruptDataError
-        A file on disk is truncated, incomplete, not CIFAR-10, or asks to run
-        code (the pickles are read by `CifarUnpickler`, which refuses that).
-    """
-    batches_dir = ensure_cifar10_batches(data_dir)
-    classes = read_cifar10_classes(batches_dir / CIFAR10_META)
-    train_batches = [read_cifar10_batch(batches_dir / name) for name in CIFAR10_TRAIN_BATCHES]
-    pool_images = np.concatenate([raw_images for raw_images, _ in train_batches])
-    pool_labels = np.concatenate([labels for _, labels in train_batches])
-    del train_batches
-    test_images, test_labels = read_cifar10_batch(batches_dir / CIFAR10_TEST_BATCH)
-    return make_splits(pool_images, pool_labels, test_images, test_labels, classes,
-                       official_split_order(len(pool_labels)), validation_size,
-                       mean=CIFAR10_MEAN, std=CIFAR10_STD)

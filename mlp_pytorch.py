@@ -47,8 +47,6 @@ class MLP(nn.Module):
         widths = [n_inputs, *n_hidden, n_classes]
         if min(widths) < 1:
             raise ValueError(f"every layer needs at least one unit, got {widths}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"the dropout probability p must lie in [0, 1), got {dropout}")
         self.n_inputs, self.n_hidden, self.n_classes = n_inputs, list(n_hidden), n_classes
         self.use_batch_norm, self.activation, self.dropout = use_batch_norm, activation, dropout
         layers = []

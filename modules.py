@@ -386,7 +386,8 @@ class DropoutModule(Module):
     Parameters
     ----------
     p : float
-        Probability of dropping a unit, in [0, 1).
+        Probability of dropping a unit, in [0, 1) (the training scripts check
+        it, in ``lab.settings``).
     rng : numpy.random.Generator, optional
         Source of the masks; the global ``np.random`` state when None, so
         ``np.random.seed`` makes the masks reproducible.
@@ -394,8 +395,6 @@ class DropoutModule(Module):
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"the dropout probability p must lie in [0, 1), got {p}")
         self.p = float(p)
         self.rng = np.random if rng is None else rng
 

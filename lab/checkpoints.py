@@ -44,6 +44,8 @@ def run_name(framework, settings):
     so two runs that differ in anything never share a name.
     """
     hidden = 'x'.join(str(width) for width in settings['hidden_dims']) or 'linear'
+    if settings['use_batch_norm']:
+        hidden += '_batchnorm'
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return (f"{framework}_{settings['dataset']}_{hidden}_{settings['optimizer']}"
             f"_lr{settings['lr']:g}_bs{settings['batch_size']}_seed{settings['seed']}_{digest}")

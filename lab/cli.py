@@ -48,7 +48,8 @@ DECIMAL_LITERAL = re.compile(r'[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?')
 """A plain decimal number: ``float`` alone would also take '1_0' (10), 'inf' and 'nan'."""
 
 
-def _number(text):
+def decimal_number(text):
+    """argparse type: a plain, finite decimal number."""
     if not DECIMAL_LITERAL.fullmatch(text.strip()):
         raise argparse.ArgumentTypeError(f"expected a number such as 0.1 or 1e-3, got {text!r}")
     value = float(text)
@@ -59,7 +60,7 @@ def _number(text):
 
 def positive_float(text):
     """argparse type: a finite number > 0."""
-    value = _number(text)
+    value = decimal_number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
@@ -67,7 +68,7 @@ def positive_float(text):
 
 def non_negative_float(text):
     """argparse type: a finite number >= 0."""
-    value = _number(text)
+    value = decimal_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
@@ -75,7 +76,7 @@ def non_negative_float(text):
 
 def probability(text):
     """argparse type: a number in [0, 1)."""
-    value = _number(text)
+    value = decimal_number(text)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
@@ -137,8 +138,9 @@ def add_common_arguments(parser, activations):
     parser.add_argument('--use_batch_norm', action='store_true',
                         help='batch normalisation between each hidden linear layer '
                              'and its activation')
-    parser.add_argument('--dropout', default=0.0, type=probability,
-                        help='dropout probability after each hidden activation (default: 0)')
+    parser.add_argument('--dropout', default=0.0, type=decimal_number,
+                        help='dropout probability in [0, 1) after each hidden activation '
+                             '(default: 0)')
     parser.add_argument('--out_dir', default=None, type=folder_path,
                         help='folder for the run folders (default: results/)')
     parser.add_argument('--resume', default=None, type=file_path, metavar='PATH',

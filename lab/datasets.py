@@ -27,7 +27,7 @@ from lab.downloads import CorruptDataError, DownloadError, download_file
 from cifar10_utils import CIFAR10_POOL_SIZE, get_cifar10
 from cifar10_utils import get_dataloader as cifar10_get_dataloader
 from lab.loaders import (ArrayDataset, ArrayLoader, check_pool_holds, check_validation_size,
-                         make_splits)
+                         make_splits, standardise_uint8)
 
 __all__ = ['DATASETS', 'ArrayDataset', 'ArrayLoader', 'CorruptDataError', 'DownloadError',
            'dataset_shape', 'default_validation_size', 'get_dataloader', 'get_dataset',
@@ -284,7 +284,8 @@ def _get_idx_image_set(image_set, data_dir, validation_size, other_folders=()):
     order = seeded_split_order(len(pool_labels), validation_size, IMAGE_SPLIT_SEED)
     return make_splits(pool_images[:, np.newaxis], pool_labels,
                        test_images[:, np.newaxis], test_labels,
-                       image_set.classes, order, validation_size, mean=(mean,), std=(std,))
+                       image_set.classes, order, validation_size,
+                       transform=lambda raw_images: standardise_uint8(raw_images, [mean], [std]))
 
 
 def get_mnist(data_dir='data/', validation_size=IMAGE_VALIDATION_SIZE):
@@ -425,8 +426,8 @@ def get_dataset(name, data_dir='data/', validation_size=None, **options):
         Folder of the downloaded files (unused by 'spiral').
     validation_size : int, optional
         Examples drawn from the training pool for validation; None means
-        `default_validation_size(name, **options)`. Must be at least 0 and
-        smaller than the training pool.
+        `default_validation_size(name, **options)`. Must lie in [1, pool)
+        (`lab.loaders.check_validation_size`).
     **options
         Generation options of 'spiral' (see `get_spiral`): n_classes,
         points_per_class, noise, seed. The image data sets take none.

@@ -112,20 +112,14 @@ class ArrayLoader:
         self.drop_last = drop_last
         self.rng = np.random.default_rng(seed)
         self._images, self._labels = dataset.images, dataset.labels
-        self._as_index = lambda order: order
-        self._gather = lambda array, index: array.take(index, axis=0)
+        self._torch, self._device = None, None  # torch, for tensors; a device off the CPU
         if not return_numpy:
             import torch
-            if device is None or torch.device(device).type == 'cpu':
-                # On the CPU, gathering with NumPy and wrapping the result (no
-                # copy) is several times faster than torch's index_select.
-                self._gather = lambda array, index: torch.from_numpy(array.take(index, axis=0))
-            else:
+            self._torch = torch
+            if device is not None and torch.device(device).type != 'cpu':
+                self._device = torch.device(device)
                 self._images = torch.as_tensor(dataset.images, device=device)
                 self._labels = torch.as_tensor(dataset.labels, device=device)
-                # Each epoch's order moves to the device once; batches are gathered there.
-                self._as_index = lambda order: torch.from_numpy(order).to(device)
-                self._gather = lambda tensor, index: tensor.index_select(0, index)
 
     def __len__(self):
         """Number of batches in one epoch."""
@@ -136,21 +130,75 @@ class ArrayLoader:
     def __iter__(self):
         n_examples = len(self.dataset)
         order = self.rng.permutation(n_examples) if self.shuffle else np.arange(n_examples)
-        order = self._as_index(order)
+        if self._device is not None:  # the epoch's order moves to the device once
+            order = self._torch.from_numpy(order).to(self._device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             batch = order[start:start + self.batch_size]
             yield self._gather(self._images, batch), self._gather(self._labels, batch)
 
+    def _gather(self, array, index):
+        """The rows ``index`` of ``array``, as this loader yields them."""
+        if self._device is not None:
+            return array.index_select(0, index)
+        rows = array.take(index, axis=0)
+        # On the CPU, gathering with NumPy and wrapping the result (no copy) is
+        # several times faster than torch's index_select.
+        return rows if self._torch is None else self._torch.from_numpy(rows)
+
+
+SPLITS = ('train', 'validation', 'test')
+
+
+def make_loaders(datasets, batch_size, return_numpy=False, seed=0, device=None):
+    """The three loaders of ``cifar10_utils.get_dataloader`` (see there), for any data set.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a dict without the three splits, a batch size that is not a whole
+        number between 1 and the training split's size, or a device with NumPy arrays.
+    """
+    missing = [split for split in SPLITS if split not in datasets]
+    if missing:
+        raise ValueError(f'dataset lacks the split(s) {missing}; pass the dict returned by '
+                         f"get_cifar10 or lab.datasets.get_dataset (keys {', '.join(SPLITS)})")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f'batch_size must be a whole number of examples, got {batch_size!r}')
+    n_train = len(datasets['train'])
+    if not 1 <= batch_size <= n_train:
+        raise ValueError(f'batch_size must be between 1 and {n_train} (the size of the '
+                         f'training split), got {batch_size}')
+    if return_numpy and device is not None:
+        raise ValueError(f'device={device!r} needs torch tensors: drop return_numpy=True, '
+                         'or drop device to get NumPy arrays in main memory')
+    return {split: ArrayLoader(datasets[split], int(batch_size), shuffle=split == 'train',
+                               drop_last=split == 'train', seed=seed,
+                               return_numpy=return_numpy, device=device)
+            for split in SPLITS}
+
 
 def check_validation_size(validation_size, pool_size):
-    """Return `validation_size` as an int after checking 0 <= it < `pool_size`."""
+    """Return `validation_size` as an int after checking 1 <= it < `pool_size`.
+
+    The one check of the validation size, for the data sets and the training
+    scripts alike: the best epoch is chosen on the validation split, so it may
+    not be empty, and training keeps at least one example.
+
+    Raises
+    ------
+    TypeError
+        If it is not a whole number.
+    ValueError
+        If it lies outside [1, pool_size - 1], naming that range.
+    """
     if isinstance(validation_size, bool) or not isinstance(validation_size, numbers.Integral):
         raise TypeError(f'validation_size must be a whole number of examples, '
                         f'got {validation_size!r}')
-    if not 0 <= validation_size < pool_size:
-        raise ValueError(f'validation_size must be between 0 and {pool_size - 1} (it is drawn '
-                         f'from the {pool_size} training examples, which must keep at least '
-                         f'one for training), got {validation_size}')
+    if not 1 <= validation_size < pool_size:
+        raise ValueError(f'validation_size must lie in [1, {pool_size - 1}] for the '
+                         f'{pool_size} training examples (the best epoch is chosen on the '
+                         f'validation split, and training keeps the rest), '
+                         f'got {validation_size}')
     return operator.index(validation_size)
 
 
@@ -170,43 +218,63 @@ def check_pool_holds(validation_size, pool_size):
             and validation_size >= pool_size > 0):
         raise CorruptDataError(f'the data read holds {pool_size} training examples, too few '
                                f'to hold out {validation_size} for validation and train on the '
-                               f'rest (validation_size must be between 0 and {pool_size - 1}): '
+                               f'rest (validation_size must lie in [1, {pool_size - 1}]): '
                                f'pass a smaller --validation_size, or replace the files with '
                                f'the whole data set')
 
 
 def standardise_uint8(raw_images, mean, std):
-    """Scale uint8 images to [0, 1] and standardise each channel, as float32.
+    """uint8 images (N, C, ...) scaled to [0, 1] and standardised per channel, as float32.
+
+    ``mean`` and ``std`` hold one value per channel, for pixels scaled to [0, 1].
+    """
+    channel_shape = (len(mean),) + (1,) * (raw_images.ndim - 2)
+    mean, std = np.reshape(mean, channel_shape), np.reshape(std, channel_shape)
+    return apply_per_channel_affine(lambda raw: (raw / 255 - mean) / std, raw_images)
+
+
+def apply_per_channel_affine(formula, raw_images):
+    """``formula(raw_images)`` as float32, for a formula that is affine in the raw values
+    of each channel, as a normalisation ``(raw / 255 - mean) / std`` is.
+
+    A speed trick, so that a normalisation can stay written as its formula. The
+    formula is evaluated, in float64, on a raw value of 0 and of 1 in every
+    channel: that gives each channel's shift and scale. The images are then
+    ``raw * scale + shift``: one multiply, which converts to float32 straight
+    into the result, and one addition in place, each over runs of one channel's
+    pixels. Evaluated on the images themselves, each step of the formula made a
+    temporary array of the data set's size: on CIFAR-10 the load took about 1.5 times
+    the CPU time and 0.6 GB more memory (``benchmark.py data``, 2026-11-30).
 
     Parameters
     ----------
+    formula : callable
+        Maps raw values of shape (1, C, 1, ...) to the normalised ones.
     raw_images : np.ndarray
-        uint8, shape (N, C, ...).
-    mean, std : sequence of float
-        One value per channel, for pixels scaled to [0, 1].
+        (N, C, ...), any real dtype (uint8 for images).
 
-    Returns
-    -------
-    np.ndarray
-        float32 of the same shape, ``(raw / 255 - mean) / std`` per channel,
-        computed in one multiply (which converts to float32) and one in-place
-        subtraction, without float64 temporaries.
+    Raises
+    ------
+    ValueError
+        If the formula is not affine (checked at the raw value 255).
     """
-    # Viewed as (N, C, pixels), each channel's pixels are one long inner loop;
-    # broadcasting over (N, C, H, W) would run inner loops of only W values,
-    # several times slower.
     n_images, n_channels = raw_images.shape[:2]
+    probe_shape = (1, n_channels) + (1,) * (raw_images.ndim - 2)
+    shift = np.asarray(formula(np.zeros(probe_shape)), dtype=np.float64)
+    scale = np.asarray(formula(np.ones(probe_shape)), dtype=np.float64) - shift
+    if not np.allclose(formula(np.full(probe_shape, 255.0)), shift + 255 * scale,
+                       rtol=1e-9, atol=1e-9):
+        raise ValueError('the formula is not affine in the raw values (a scale and a shift '
+                         'per channel); apply it to the images directly')
     pixels = raw_images.reshape(n_images, n_channels, -1)
-    mean = np.asarray(mean, dtype=np.float64).reshape(n_channels, 1)
-    std = np.asarray(std, dtype=np.float64).reshape(n_channels, 1)
     images = np.empty(pixels.shape, dtype=np.float32)
-    np.multiply(pixels, (1.0 / (255.0 * std)).astype(np.float32), out=images)
-    images -= (mean / std).astype(np.float32)
+    np.multiply(pixels, scale.reshape(n_channels, 1).astype(np.float32), out=images)
+    images += shift.reshape(n_channels, 1).astype(np.float32)
     return images.reshape(raw_images.shape)
 
 
 def make_splits(pool_images, pool_labels, test_images, test_labels, classes, order,
-                validation_size, mean=None, std=None):
+                validation_size, transform=None):
     """Split the training pool in the given order and wrap the three splits.
 
     The training split is the first ``len(order) - validation_size`` examples
@@ -226,10 +294,10 @@ def make_splits(pool_images, pool_labels, test_images, test_labels, classes, ord
     order : np.ndarray
         A permutation of ``range(N)``.
     validation_size : int
-        Examples moved from the pool to the validation split.
-    mean, std : sequence of float, optional
-        When given, the images are uint8 and are standardised per channel
-        with `standardise_uint8`.
+        Examples moved from the pool to the validation split (`check_validation_size`).
+    transform : callable, optional
+        The normalisation: raw images in, float32 images of the same shape
+        out. Applied to the pool's images, once in order, and to the test images.
 
     Returns
     -------
@@ -239,9 +307,9 @@ def make_splits(pool_images, pool_labels, test_images, test_labels, classes, ord
     check_pool_holds(validation_size, len(pool_labels))
     validation_size = check_validation_size(validation_size, len(pool_labels))
     pool_images, pool_labels = pool_images[order], pool_labels[order]
-    if mean is not None:
-        pool_images = standardise_uint8(pool_images, mean, std)
-        test_images = standardise_uint8(test_images, mean, std)
+    if transform is not None:
+        pool_images = transform(pool_images)  # frees the raw pool before the test split
+        test_images = transform(test_images)
     n_train = len(pool_labels) - validation_size
     return {
         'train': ArrayDataset(pool_images[:n_train], pool_labels[:n_train], classes),

@@ -278,6 +278,20 @@ class Adam(Optimizer):
         param -= step_size * exp_avg / denominator
 
 
+def check_sgd_only_options(name, momentum=0.0, nesterov=False):
+    """Refuse momentum for any optimiser but SGD: the one home of this rule, which
+    ``make_optimizer`` and both training scripts (through ``lab.settings``) apply.
+
+    Raises
+    ------
+    ValueError
+        For ``momentum`` or ``nesterov`` with Adam (rather than ignoring them).
+    """
+    if name.lower() == 'adam' and (momentum or nesterov):
+        raise ValueError("momentum applies to SGD only (Adam keeps its own moving average "
+                         "of the gradient, betas[0]); drop it or use the optimizer 'sgd'")
+
+
 def make_optimizer(name, model, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
     """Build an optimiser by name, as the training scripts' ``--optimizer``.
 
@@ -298,12 +312,10 @@ def make_optimizer(name, model, lr, momentum=0.0, weight_decay=0.0, nesterov=Fal
     SGD or Adam
     """
     key = name.lower()
+    check_sgd_only_options(key, momentum, nesterov)
     if key == 'sgd':
         return SGD(model, lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     if key == 'adam':
-        if momentum or nesterov:
-            raise ValueError("momentum and nesterov apply to SGD only (Adam's "
-                             "momentum is betas[0]); drop them or use 'sgd'.")
         return Adam(model, lr, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adam'.")
 

@@ -528,7 +528,8 @@ class TrainingRun:
         font) are one warning line, and the run and its result stand."""
         try:
             from lab.plotting import plot_training_curves
-            title = (f"{self.framework} MLP {self.settings['hidden_dims']} on "
+            batch_norm = ' with batch norm' if self.settings['use_batch_norm'] else ''
+            title = (f"{self.framework} MLP {self.settings['hidden_dims']}{batch_norm} on "
                      f"{self.settings['dataset']}")
             plot_training_curves(self.logging_dict, self.run_dir, title, self.best_epoch)
         except OSError:

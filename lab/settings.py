@@ -11,6 +11,8 @@ import os
 import numpy as np
 
 from lab.datasets import dataset_shape, default_validation_size, pool_size
+from lab.loaders import check_validation_size
+from lab.optimizers import check_sgd_only_options
 
 NOT_SETTINGS = ('data_dir', 'out_dir', 'resume', 'plot', 'progress', 'device')
 """Arguments of ``train`` that say where and how to run, not what the run is."""
@@ -45,9 +47,13 @@ def run_settings(settings):
     """
     settings = dict(settings)
     settings['hidden_dims'] = [int(width) for width in settings['hidden_dims']]
-    if settings['optimizer'] == 'adam' and settings['momentum']:
-        raise ConfigurationError("--momentum applies to --optimizer sgd only (Adam keeps "
-                                 "its own moving averages); drop it or use sgd")
+    try:
+        check_sgd_only_options(settings['optimizer'], settings['momentum'])
+    except ValueError as error:
+        raise ConfigurationError(f"--{error}") from error
+    if not 0 <= settings['dropout'] < 1:
+        raise ConfigurationError(f"--dropout must lie in [0, 1) (the probability of dropping "
+                                 f"a hidden unit), got {settings['dropout']}")
     if settings['use_batch_norm'] and settings['batch_size'] < 2:
         raise ConfigurationError("--use_batch_norm needs --batch_size of at least 2: batch "
                                  "statistics of one sample are undefined")
@@ -62,16 +68,16 @@ def check_split_sizes(dataset, validation_size, batch_size):
     Raises
     ------
     ConfigurationError
-        For a validation split that is empty or takes every training example,
-        or a batch larger than the training split.
+        For a validation size outside ``lab.loaders.check_validation_size``'s
+        bounds, or a batch larger than the training split.
     """
     pool = pool_size(dataset)
     if validation_size is None:
         validation_size = default_validation_size(dataset)
-    if not 1 <= validation_size < pool:
-        raise ConfigurationError(f"--validation_size must lie in [1, {pool - 1}] for the "
-                                 f"{pool} training examples of {dataset} (the best epoch is "
-                                 f"chosen on it), got {validation_size}")
+    try:
+        validation_size = check_validation_size(validation_size, pool)
+    except (TypeError, ValueError) as error:
+        raise ConfigurationError(f"--{error}") from error
     if batch_size > pool - validation_size:
         raise ConfigurationError(f"--batch_size {batch_size} is larger than the "
                                  f"{pool - validation_size} training samples of {dataset}")

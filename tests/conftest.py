@@ -8,7 +8,10 @@
   and its PyTorch copy, and the check that they compute the same outputs, loss and
   gradients.
 - ``suite_thread_policy``: the training scripts' thread policy, for the whole suite.
+- ``code_lines`` and ``imported_modules``: the one code-line counter and the one
+  import reader of the tests that check the code's shape.
 """
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +166,37 @@ def cross_entropy_losses(labels):
     def numpy_loss(logits):
         return loss_module.forward(logits, labels), loss_module.backward()
     return numpy_loss, lambda logits: F.cross_entropy(logits, torch.from_numpy(labels))
+
+
+def code_lines(source, node=None):
+    """Numbers of the lines of ``source`` (within ``node``, an AST node of it, if
+    given) that hold code: not blank, not only a comment, not part of a docstring
+    (any statement that is a bare string: module, class, function or attribute)."""
+    docstring_lines = set()
+    for inner in ast.walk(ast.parse(source)):
+        if (isinstance(inner, ast.Expr) and isinstance(inner.value, ast.Constant)
+                and isinstance(inner.value.value, str)):
+            docstring_lines.update(range(inner.lineno, inner.end_lineno + 1))
+    lines = source.splitlines()
+    first, last = (node.lineno, node.end_lineno) if node is not None else (1, len(lines))
+    return [number for number in range(first, last + 1)
+            if number not in docstring_lines and lines[number - 1].strip()
+            and not lines[number - 1].strip().startswith('#')]
+
+
+def imported_modules(path, known=None):
+    """The modules a Python file imports, at the top or inside a function.
+
+    ``from a import b`` counts as importing ``a``, and ``a.b`` too when ``a.b``
+    is one of ``known``; with ``known`` given, only names in it are returned.
+    Relative imports are not read (the project uses none).
+    """
+    found = set()
+    for node in ast.walk(ast.parse(Path(path).read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            if known is not None:
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found if known is None else {name for name in found if name in known}

@@ -16,6 +16,7 @@ import mlp_numpy
 import mlp_pytorch
 from conftest import assert_mirrors_agree, cross_entropy_losses, mirror_pair, rel_error
 from lab.mirror import copy_numpy_to_torch, copy_torch_to_numpy
+from lab.settings import ConfigurationError, run_settings
 from modules import BatchNormModule, DropoutModule
 
 
@@ -180,15 +181,15 @@ def test_dropout_keeps_the_input_dtype(dtype):
     assert layer.backward(np.ones_like(out)).dtype == dtype
 
 
-@pytest.mark.parametrize('p', [-0.1, 1.0, 1.5])
-def test_dropout_refuses_a_probability_outside_0_1(p):
-    """The module refuses it, and with it the NumPy MLP; the PyTorch MLP says the same."""
-    with pytest.raises(ValueError, match=r"\[0, 1\), got " + str(p)):
-        DropoutModule(p)
-    with pytest.raises(ValueError, match=r"\[0, 1\), got " + str(p)):
-        mlp_numpy.MLP(4, [3], 2, dropout=p)
-    with pytest.raises(ValueError, match=r"\[0, 1\), got " + str(p)):
-        mlp_pytorch.MLP(4, [3], 2, dropout=p)
+@pytest.mark.parametrize('p', [-0.1, 1.0, 1.5, float('nan')])
+def test_dropout_outside_0_1_is_refused_once_for_both_scripts(p):
+    """The one check, in lab.settings, before any data is loaded."""
+    settings = dict(hidden_dims=[3], lr=0.1, batch_size=8, epochs=1, seed=0, dataset='spiral',
+                    validation_size=None, activation='elu', optimizer='sgd', momentum=0.0,
+                    weight_decay=0.0, scheduler='none', patience=None, use_batch_norm=False,
+                    dropout=p)
+    with pytest.raises(ConfigurationError, match=r"--dropout must lie in \[0, 1\)"):
+        run_settings(settings)
 
 
 # ---------------------------------------------------------------------------

@@ -1,15 +1,75 @@
 """benchmark.py on a tiny budget: every system is measured with one thread and with all,
 the JSON keeps every timing, and the README's tables come out of it."""
 import json
+import mmap
+import statistics
 import subprocess
 import sys
 
 import pytest
 
 from conftest import REPO, run_script
+from lab.benchmark import common, levers
 
 TINY = ['--quick', '--epochs', '2', '--n_train', '256', '--sweep_steps', '2',
         '--sweep_repeats', '2', '--main_job_repeats', '1']
+
+
+class FakeClock:
+    """``time.perf_counter`` for tests: it moves only when a task says how long it took."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def task(self, *seconds):
+        """A task that takes ``seconds[0]``, then ``seconds[1]``, ... on successive calls."""
+        durations = iter(seconds)
+
+        def run():
+            self.now += next(durations)
+        return run
+
+
+def test_interleaved_seconds_times_each_task_alone_in_turn(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(common.time, 'perf_counter', clock)
+    seconds = common.interleaved_seconds({'a': clock.task(3.0, 1.0, 2.0),
+                                          'b': clock.task(0.5, 0.25, 4.0)}, rounds=3)
+    assert seconds == {'a': [3.0, 1.0, 2.0], 'b': [0.5, 0.25, 4.0]}
+    assert common.summary(seconds['a']) == {'median': 2.0, 'min': 1.0, 'max': 3.0,
+                                            'all': [3.0, 1.0, 2.0]}
+
+
+def test_in_turn_reports_the_median_seconds_of_one_call(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(common.time, 'perf_counter', clock)
+    # 3 timings of 4 calls each: 4 s, 8 s and 40 s; the median timing, 8 s, is 2 s a call.
+    calls = [1.0] * 4 + [2.0] * 4 + [10.0] * 4
+    assert levers.in_turn({'a': clock.task(*calls)}, repeats=3, number=4) == {'a': 2.0}
+
+
+def test_page_faults_per_step_counts_the_pages_a_step_touches_for_the_first_time():
+    """A step that maps and writes 64 fresh pages faults on each; one that rewrites the
+    same, already touched pages does not."""
+    page = mmap.PAGESIZE
+    kept = mmap.mmap(-1, 64 * page)
+
+    def fresh_pages():
+        for _ in range(4):  # 4 steps
+            fresh = mmap.mmap(-1, 64 * page)
+            for offset in range(0, 64 * page, page):
+                fresh[offset] = 1
+            fresh.close()
+
+    def same_pages():
+        for _ in range(4):
+            for offset in range(0, 64 * page, page):
+                kept[offset] = 1
+    assert levers.page_faults_per_step(fresh_pages, steps=4) >= 60
+    assert levers.page_faults_per_step(same_pages, steps=4) < 4
 
 
 @pytest.fixture(scope='module')
@@ -21,6 +81,7 @@ def tiny_run(tmp_path_factory):
     return folder, result.stdout, json.loads((folder / 'train.json').read_text())
 
 
+@pytest.mark.slow
 def test_train_measures_every_system_with_one_and_all_threads(tiny_run):
     _, stdout, results = tiny_run
     assert set(results['runs']) == {'one thread', 'all threads'}
@@ -28,16 +89,20 @@ def test_train_measures_every_system_with_one_and_all_threads(tiny_run):
     for run in results['runs'].values():
         assert set(run['shapes']) == {'fashion_mnist', 'cifar10'}
         for shape in run['shapes'].values():
+            assert shape['n_samples'] == 256
             for name in ('numpy matrix products only', 'numpy MLP (this)',
                          'pytorch MLP (this, CPU)', 'pytorch eager loop'):
                 seconds = shape['seconds'][name]
                 assert len(seconds['all']) == 2
-                assert seconds['min'] <= seconds['median'] <= seconds['max']
+                assert seconds == {'median': statistics.median(seconds['all']),
+                                   'min': min(seconds['all']), 'max': max(seconds['all']),
+                                   'all': seconds['all']}
             stages = shape['profile']['seconds']
             assert {'gather batch', 'input check', '0 LinearModule forward',
                     '0 LinearModule backward', 'loss forward', 'SGD step'} <= set(stages)
-            assert all(value > 0 for value in stages.values())
-            assert set(shape['profile']['bytes']) == {'gather batch', 'SGD step'}
+            # The gather reads and writes each of the 2 batches of 128 images once.
+            assert shape['profile']['bytes']['gather batch'] == 2 * 256 * 4 * (
+                784 if shape['layers'].startswith('784') else 3072)
         assert run['memory_bandwidth'] > 1e8  # bytes per second
         assert len(run['sweep']) == 5
         assert len(run['main_job']['seconds']['main job']['all']) == 1
@@ -45,6 +110,22 @@ def test_train_measures_every_system_with_one_and_all_threads(tiny_run):
     assert 'main job / eager epochs' in stdout and 'sweep 128x2048' in stdout
 
 
+@pytest.mark.slow
+def test_train_prints_the_ratios_of_the_medians_it_measured(tiny_run):
+    _, stdout, results = tiny_run
+    for label, run in results['runs'].items():
+        printed = stdout[stdout.index(f'targets, {label}:'):]
+        for shape, result in run['shapes'].items():
+            seconds = result['seconds']
+            ratio = (seconds['numpy MLP (this)']['median']
+                     / seconds['numpy matrix products only']['median'])
+            assert f'{shape}: numpy MLP / matrix products = {ratio:.2f} ' in printed
+        main_job = run['main_job']['seconds']
+        ratio = main_job['main job']['median'] / main_job['eager epochs']['median']
+        assert f'main job / eager epochs = {ratio:.2f} ' in printed
+
+
+@pytest.mark.slow
 def test_table_prints_the_readme_tables(tiny_run):
     folder, _, results = tiny_run
     result = run_script('benchmark.py', 'table', '--json', str(folder / 'train.json'),
@@ -63,6 +144,7 @@ def test_table_prints_the_readme_tables(tiny_run):
                for line in profile)
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_is_not_an_error(tiny_run):
     """`benchmark.py table | head -1`: the reader leaves before the tables are written."""
     folder, _, _ = tiny_run
@@ -75,19 +157,25 @@ def test_a_closed_stdout_is_not_an_error(tiny_run):
     assert stderr == b''
 
 
+@pytest.mark.slow
 def test_levers_measures_each_lever_beside_what_the_code_does(tmp_path):
     result = run_script('benchmark.py', 'levers', '--n_train', '512', '--repeats', '2',
                         '--json', str(tmp_path / 'levers.json'), cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
-    levers = json.loads((tmp_path / 'levers.json').read_text())
+    measured = json.loads((tmp_path / 'levers.json').read_text())
     for case in ('128x3072', '2048x3072'):
-        variants = set(levers['update, one thread'][case])
+        variants = set(measured['update, one thread'][case])
         assert {'param -= lr * grad (this)', 'in blocks of 2**18'} <= variants
-    assert set(levers['gather']) == {'take, a fresh batch (this)', 'take into one buffer'}
-    assert all(faults >= 0 for faults in levers['page faults per step'].values())
-    assert set(levers['optimizer step']) == {'784-128-10', '3072-128-10'}
-    assert all(seconds > 0 for case in levers['optimizer step'].values()
-               for seconds in case.values())
+    assert set(measured['gather']) == {'take, a fresh batch (this)', 'take into one buffer'}
+    faults = measured['page faults per step']
+    assert set(faults) == {'numpy MLP, 3072-128-10 epoch', 'numpy MLP, 3072-2048-10 step'}
+    assert "minor page faults per step: " + ", ".join(
+        f"{case} {value:.1f}" for case, value in faults.items()) in result.stdout
+    assert set(measured['optimizer step']) == {'784-128-10', '3072-128-10'}
+    for case, timings in measured['optimizer step'].items():
+        assert set(timings) == {'SGD.step (this)', 'bare loop'}
+        assert f"  {case}: " + ", ".join(f"{name} {seconds * 1e3:.3f}"
+                                         for name, seconds in timings.items()) in result.stdout
     assert 'first pass over a product' in result.stdout
 
 

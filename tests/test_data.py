@@ -34,7 +34,7 @@ from lab.downloads import CorruptDataError, DownloadError
 from cifar10_utils import CIFAR10_MEAN, CIFAR10_STD, get_cifar10, get_dataloader
 from conftest import run_script
 from lab.datasets import get_dataset, read_idx
-from lab.loaders import ArrayDataset
+from lab.loaders import ArrayDataset, apply_per_channel_affine
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 IMAGES_PER_BATCH = 20
@@ -240,12 +240,12 @@ def test_cifar10_split_is_deterministic_disjoint_and_complete(cifar, cifar_dir, 
         assert [label_of_row[row] for row in rows] == cifar[split].labels.tolist()
 
 
-def test_cifar10_validation_size_out_of_range(cifar_dir):
-    with pytest.raises(ValueError, match=f'between 0 and {N_POOL - 1}'):
-        get_cifar10(cifar_dir, validation_size=N_POOL)
-    with pytest.raises(ValueError, match='validation_size'):
-        get_cifar10(cifar_dir, validation_size=-1)
-    assert len(get_cifar10(cifar_dir, validation_size=0)['validation']) == 0
+@pytest.mark.parametrize('validation_size', [N_POOL, -1, 0])
+def test_cifar10_validation_size_out_of_range(cifar_dir, validation_size):
+    """The bound of lab.loaders.check_validation_size, the one the training scripts use."""
+    with pytest.raises(ValueError, match=rf'validation_size must lie in \[1, {N_POOL - 1}\]'):
+        get_cifar10(cifar_dir, validation_size=validation_size)
+    assert len(get_cifar10(cifar_dir, validation_size=1)['validation']) == 1
 
 
 def test_cifar10_truncated_batch_names_file_and_fix(cifar_dir):
@@ -387,6 +387,7 @@ def test_hostile_pickle_never_runs_code(tmp_path, cifar_raw, file_name, position
             assert '\n' not in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script, file_name, payload', [
     ('train_mlp_numpy.py', 'data_batch_3', 0), ('train_mlp_numpy.py', 'batches.meta', 1),
     ('train_mlp_pytorch.py', 'test_batch', 1)])
@@ -477,6 +478,7 @@ def test_split_order_is_random_splits(validation_size):
     assert order[50000 - validation_size:].tolist() == validation
 
 
+@pytest.mark.slow
 def test_full_size_cifar10_splits_are_the_official_ones(tmp_path):
     """50 000 training images in the real format, each carrying its index in two pixels."""
     index = np.arange(50000)
@@ -539,6 +541,18 @@ def test_cifar10_normalisation_equals_torchvisions_float32(cifar, cifar_raw):
     torchvision_images = ((raw.to(torch.float32).div(255) - mean) / std).numpy()
     largest_difference = np.abs(cifar['test'].images - torchvision_images).max()
     assert largest_difference <= 1e-6  # measured: 4.8e-7, 4 float32 roundings of values near 2
+
+
+def test_the_fast_route_of_a_normalisation_is_the_formula_and_refuses_others():
+    """lab.loaders.apply_per_channel_affine: every uint8 value of 3 channels, against the
+    formula in float64; a formula that is not affine is refused, not approximated."""
+    raw = np.broadcast_to(np.arange(256, dtype=np.uint8), (2, 3, 256))
+    mean, std = np.reshape([0.1, 0.5, 0.9], (3, 1)), np.reshape([0.2, 0.3, 0.4], (3, 1))
+    images = apply_per_channel_affine(lambda values: (values / 255 - mean) / std, raw)
+    assert images.dtype == np.float32 and images.shape == raw.shape
+    np.testing.assert_allclose(images, (raw / 255 - mean) / std, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match='not affine'):
+        apply_per_channel_affine(lambda values: (values / 255) ** 2, raw)
 
 
 # ---------------------------------------------------------------- download
@@ -901,7 +915,7 @@ def test_spiral_options_and_validation_range():
     spiral = get_dataset('spiral', validation_size=10, n_classes=4, points_per_class=50)
     assert [len(spiral[split]) for split in ('train', 'validation', 'test')] == [150, 10, 40]
     assert data_utils.default_validation_size('spiral', n_classes=4, points_per_class=50) == 40
-    with pytest.raises(ValueError, match='between 0 and 159'):
+    with pytest.raises(ValueError, match=r'must lie in \[1, 159\]'):
         get_dataset('spiral', validation_size=160, n_classes=4, points_per_class=50)
 
 
@@ -925,6 +939,7 @@ def test_loader_works_on_spiral_and_mnist(mnist_dir):
         assert labels.shape == (8,)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not data_utils.DEBIAN_FASHION_MNIST_DIR.is_dir(),
                     reason='Debian package dataset-fashion-mnist is not installed '
                            '(apt-get install dataset-fashion-mnist)')

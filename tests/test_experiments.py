@@ -5,11 +5,13 @@ The studies train on the spiral here (generated, nothing on disk); one test
 reads Fashion-MNIST and is skipped where it is not installed.
 """
 import ast
+import inspect
 import json
 import math
 import pkgutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +19,13 @@ import pytest
 
 import experiments
 from lab import studies
-from conftest import needs_fashion_mnist
+from conftest import code_lines, imported_modules, needs_fashion_mnist
 from lab.studies import harness
 from lab.studies.activations import ACTIVATION_NAMES
 from lab.studies.numpy_vs_pytorch import REPOSITORY, count_code_lines
 from lab.studies.saddle import finite_difference_hessian
 
+SESSION_STARTED = time.perf_counter()
 CLI_LINE_BUDGET = 300
 """Most lines of code ``experiments.py`` may hold (the project's issue)."""
 
@@ -35,12 +38,17 @@ def read_strict_json(path):
 
 
 def assert_written(out_dir, name, figures):
-    """The study's JSON and every figure exist, and the JSON is valid."""
+    """The study's JSON and every figure exist, and the JSON holds what run_study promises:
+    the study's name, every argument of the study but the folder, and a duration that
+    fits inside this test session (a duration in milliseconds, or negative, would not)."""
     for figure in figures:
         assert (out_dir / figure).stat().st_size > 0, figure
     record = read_strict_json(out_dir / f'{name}.json')
     assert record['study'] == name
-    assert record['seconds'] > 0
+    arguments = set(inspect.signature(experiments.STUDIES[name]).parameters) - {'out_dir'}
+    assert set(record['settings']) == arguments
+    assert set(record) == {'study', 'seconds', 'settings', 'results'}
+    assert 0 < record['seconds'] <= time.perf_counter() - SESSION_STARTED
     return record
 
 
@@ -57,21 +65,13 @@ def top_level_definitions(path):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
 
 
-def imported_modules(path):
-    """Names of the modules a Python file imports, anywhere in it."""
-    tree = ast.parse(path.read_text())
-    return ({alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-             for alias in node.names}
-            | {node.module for node in ast.walk(tree)
-               if isinstance(node, ast.ImportFrom) and node.module})
-
-
 def largest_loss_rise(losses):
     """The largest factor by which a loss grew from one epoch to the next."""
     losses = np.asarray(losses)
     return float(np.max(losses[1:] / losses[:-1]))
 
 
+@pytest.mark.slow
 def test_lr_sweep_largest_rate_overshoots(tmp_path):
     record = experiments.run_study('lr_sweep', tmp_path, epochs=200, n_train=300)
     assert_written(tmp_path, 'lr_sweep', ['lr_sweep_curves.png', 'lr_sweep_boundaries.png'])
@@ -86,6 +86,7 @@ def test_lr_sweep_largest_rate_overshoots(tmp_path):
         assert largest_loss_rise(results[label]['train_loss']) < 1.05
 
 
+@pytest.mark.slow
 def test_lr_sweep_records_a_non_finite_loss_and_goes_on(tmp_path):
     record = experiments.run_study('lr_sweep', tmp_path, learning_rates=(1.0, 1e6),
                                    epochs=30, n_train=300)
@@ -98,6 +99,7 @@ def test_lr_sweep_records_a_non_finite_loss_and_goes_on(tmp_path):
     assert (tmp_path / 'lr_sweep_boundaries.png').exists()
 
 
+@pytest.mark.slow
 def test_deep_sigmoid_gradients_vanish_towards_the_input(tmp_path):
     record = experiments.run_study('activations', tmp_path, dataset='spiral',
                                    hidden=(16,) * 5, epochs=1, n_train=300, n_test=100,
@@ -115,6 +117,7 @@ def test_deep_sigmoid_gradients_vanish_towards_the_input(tmp_path):
             > 10 * results['sigmoid']['first_to_last_layer_gradient_ratio'])
 
 
+@pytest.mark.slow
 def test_saddle_hessians_have_one_positive_and_one_negative_eigenvalue(tmp_path):
     record = experiments.run_study('saddle', tmp_path, steps=100, n_noisy_runs=2)
     assert_written(tmp_path, 'saddle', ['saddle_surface.png', 'saddle_escape.png'])
@@ -134,6 +137,7 @@ def test_finite_difference_hessian_of_a_quadratic():
     np.testing.assert_allclose(hessian, matrix, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_batch_norm_numpy_retraces_pytorch(tmp_path):
     record = experiments.run_study('batch_norm', tmp_path, dataset='spiral', hidden=(16, 16),
                                    activation_names=('relu',), epochs=2, lr=0.1, batch_size=50,
@@ -147,6 +151,7 @@ def test_batch_norm_numpy_retraces_pytorch(tmp_path):
         assert len(fractions) == 2 and all(0 <= value <= 1 for value in fractions[-1])
 
 
+@pytest.mark.slow
 def test_weight_growth_starts_at_one(tmp_path):
     record = experiments.run_study('weight_growth', tmp_path, dataset='spiral', hidden=(16, 8),
                                    epochs=3, batch_size=50, n_train=300, n_test=100)
@@ -157,6 +162,7 @@ def test_weight_growth_starts_at_one(tmp_path):
     assert np.all(growth[-1] != 1.0)
 
 
+@pytest.mark.slow
 def test_numpy_and_pytorch_agree_from_the_same_weights(tmp_path):
     record = experiments.run_study('numpy_vs_pytorch', tmp_path, dataset='spiral',
                                    hidden=(16,), epochs=2, batch_size=50, n_train=300,
@@ -165,9 +171,12 @@ def test_numpy_and_pytorch_agree_from_the_same_weights(tmp_path):
     results = record['results']
     assert results['max_test_accuracy_difference'] <= 0.02
     assert results['lines_of_code']['NumPy'] > results['lines_of_code']['PyTorch'] > 0
-    assert all(seconds > 0 for seconds in results['seconds_per_epoch'].values())
+    # Both trainings ran inside the study: 2 epochs each, the median of 2 being their mean.
+    assert set(results['seconds_per_epoch']) == {'NumPy', 'PyTorch'}
+    assert 0 < 2 * sum(results['seconds_per_epoch'].values()) <= record['seconds']
 
 
+@pytest.mark.slow
 def test_architectures_on_the_spiral(tmp_path):
     record = experiments.run_study('architectures', tmp_path, datasets=('spiral',),
                                    depths=(1, 2), widths=(4, 16), spiral_epochs=20)
@@ -178,6 +187,7 @@ def test_architectures_on_the_spiral(tmp_path):
     assert runs['depth 2, width 16']['parameters'] == 2 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 def test_architectures_on_fashion_mnist_learn_something(tmp_path):
     record = experiments.run_study('architectures', tmp_path, datasets=('fashion_mnist',),
@@ -188,6 +198,7 @@ def test_architectures_on_fashion_mnist_learn_something(tmp_path):
     assert record['results']['fashion_mnist']['depth 1, width 32']['final_test_accuracy'] > 0.3
 
 
+@pytest.mark.slow
 def test_regression_numpy_and_pytorch_fit_alike_from_the_same_weights(tmp_path):
     record = experiments.run_study('regression', tmp_path, epochs=100, n_test=200)
     assert_written(tmp_path, 'regression', ['regression_fits.png', 'regression_curves.png'])
@@ -207,6 +218,7 @@ def test_regression_numpy_and_pytorch_fit_alike_from_the_same_weights(tmp_path):
         assert run['final_train_mse']['numpy'] == numpy_curves['train_mse'][-1]
 
 
+@pytest.mark.slow
 def test_regression_deep_net_fits_the_training_data_closer_than_a_small_one(tmp_path):
     # At the full budget of 2000 epochs the 1-64-64-64-1 net ended below the
     # 1-8-1 net in training MSE for each of the seeds 0 to 9; at 300 epochs
@@ -243,6 +255,7 @@ def assert_refused(result, *phrases):
         last_line)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('seed', ['-1', '4294967296', 'one'])
 def test_command_line_refuses_a_bad_seed(seed, tmp_path):
     out_dir = tmp_path / 'out'
@@ -251,6 +264,7 @@ def test_command_line_refuses_a_bad_seed(seed, tmp_path):
     assert not out_dir.exists()
 
 
+@pytest.mark.slow
 def test_command_line_refuses_an_output_folder_that_is_a_file(tmp_path):
     blocker = tmp_path / 'a_file'
     blocker.write_text('not a folder')
@@ -262,6 +276,7 @@ def test_command_line_refuses_an_output_folder_that_is_a_file(tmp_path):
     assert blocker.read_text() == 'not a folder'
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path('/proc/self').is_dir(), reason='needs Linux /proc')
 def test_command_line_refuses_a_folder_that_takes_no_files(tmp_path):
     # /proc is a folder in which no one, root included, can create a file:
@@ -293,6 +308,7 @@ def test_json_ready_turns_non_finite_numbers_into_null():
     json.dumps(ready, allow_nan=False)
 
 
+@pytest.mark.slow
 def test_command_line_runs_one_study(tmp_path, capsys):
     experiments.main(['saddle', '--out_dir', str(tmp_path), '--quick', '--seed', '3'])
     record = assert_written(tmp_path, 'saddle', ['saddle_surface.png', 'saddle_escape.png'])
@@ -319,7 +335,7 @@ def test_every_study_module_is_registered_with_a_sub_command():
 
 
 def test_command_line_file_stays_small():
-    assert count_code_lines(Path(experiments.__file__)) <= CLI_LINE_BUDGET
+    assert len(code_lines(Path(experiments.__file__).read_text())) <= CLI_LINE_BUDGET
 
 
 def test_studies_define_no_name_defined_elsewhere():

@@ -58,6 +58,7 @@ SCRIPT_CASES = [('train_mlp_numpy.py', case) for case in BAD_ARGUMENTS] + [
      'seed above 2**32 - 1', 'batch norm of single samples')]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script, case', SCRIPT_CASES,
                          ids=[f"{script[10:-3]}-{case}" for script, case in SCRIPT_CASES])
 def test_bad_values_are_refused_before_any_work(script, case, tmp_path):
@@ -72,11 +73,13 @@ def test_bad_values_are_refused_before_any_work(script, case, tmp_path):
     assert not out_dir.exists()
 
 
+@pytest.mark.slow
 def test_unknown_device_is_refused(tmp_path):
     result = run_script('train_mlp_pytorch.py', '--device', 'tpu', cwd=tmp_path)
     assert result.returncode == 2 and '--device' in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_missing_gpu_is_explained(tmp_path):
     result = run_script('train_mlp_pytorch.py', '--dataset', 'spiral', '--device', 'cuda',
@@ -85,6 +88,7 @@ def test_missing_gpu_is_explained(tmp_path):
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script', SCRIPTS)
 def test_unwritable_output_folder_is_explained(script, tmp_path):
     blocker = tmp_path / 'a_file'
@@ -112,6 +116,7 @@ def test_full_disk_leaves_earlier_results_intact(tmp_path, monkeypatch):
     assert not list(run_dir.glob('.*.tmp'))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script', SCRIPTS)
 def test_ctrl_c_saves_what_is_finished_and_exits_130(script, tmp_path):
     out_dir = tmp_path / 'out'
@@ -135,6 +140,7 @@ def test_ctrl_c_saves_what_is_finished_and_exits_130(script, tmp_path):
         assert (run_dir / name).exists(), name
 
 
+@pytest.mark.slow
 def test_pytorch_resume_from_the_command_line_continues_exactly(tmp_path):
     common = ['--dataset', 'spiral', '--hidden_dims', '16', '--batch_size', '32',
               '--dropout', '0.1', '--no_progress', '--no_plot']
@@ -289,6 +295,7 @@ def edit_saved_settings(checkpoint, **changes):
         torch.save(contents, checkpoint)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script', SCRIPTS)
 def test_paths_saved_in_a_checkpoint_are_ignored_and_bad_values_refused(script, finished_runs,
                                                                         tmp_path):
@@ -319,6 +326,7 @@ def test_a_saved_width_cannot_smuggle_in_a_flag(finished_runs, tmp_path):
     assert not (tmp_path / 'elsewhere').exists()
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 def test_a_data_folder_saved_in_a_checkpoint_is_not_read(tmp_path):
     """The saved data_dir points at files that would fail to load: the resume never reads them."""
@@ -344,6 +352,7 @@ DAMAGED_CHECKPOINTS = [('train_mlp_numpy.py', damage) for damage in
                       ('train_mlp_pytorch.py', damage) for damage in ('truncated', 'bit flip')]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script, damage', DAMAGED_CHECKPOINTS)
 def test_resuming_a_damaged_checkpoint_is_refused_in_one_line(script, damage, finished_runs,
                                                               tmp_path):
@@ -396,6 +405,7 @@ def start_script(script, *arguments, cwd, **options):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
 
 
+@pytest.mark.slow
 def test_a_rerun_after_a_finished_run_gets_a_fresh_folder_even_when_interrupted(tmp_path):
     command = ['--dataset', 'spiral', '--hidden_dims', '64', '64', '--batch_size', '8',
                '--epochs', '60', '--no_plot', '--no_progress', '--out_dir', str(tmp_path / 'out')]
@@ -413,6 +423,7 @@ def test_a_rerun_after_a_finished_run_gets_a_fresh_folder_even_when_interrupted(
     assert {path.name: path.read_bytes() for path in first.iterdir()} == files_before
 
 
+@pytest.mark.slow
 def test_two_identical_runs_at_once_get_a_folder_each(tmp_path):
     command = ['--dataset', 'spiral', '--hidden_dims', '8', '--epochs', '3', '--no_plot',
                '--no_progress', '--out_dir', str(tmp_path / 'out')]
@@ -427,6 +438,7 @@ def test_two_identical_runs_at_once_get_a_folder_each(tmp_path):
         assert (summary['status'], summary['epochs_completed']) == ('completed', 3)
 
 
+@pytest.mark.slow
 def test_a_second_resume_of_a_running_run_is_refused(finished_runs, tmp_path):
     run_dir, checkpoint = copy_of_run(finished_runs, 'train_mlp_numpy.py', tmp_path)
     first = start_script('train_mlp_numpy.py', '--resume', str(checkpoint), '--epochs', '100000',
@@ -478,6 +490,7 @@ def run_sending_signals(prefix, nth_write, signal_number, times, *arguments, cwd
                           cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_ctrl_c_twice_while_the_final_weights_are_written_still_leaves_everything(tmp_path):
     result = run_sending_signals('.model.npz.', 1, signal.SIGINT, 2, '--dataset', 'spiral',
                                  '--epochs', '2', '--hidden_dims', '8', '--no_progress',
@@ -530,6 +543,7 @@ def test_training_goes_on_when_nobody_reads_its_output(tmp_path):
     assert (summary['status'], summary['epochs_completed']) == ('completed', 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('umask, file_mode, folder_mode', [(0o022, 0o644, 0o755),
                                                            (0o077, 0o600, 0o700)])
 def test_outputs_follow_the_umask(umask, file_mode, folder_mode, tmp_path):
@@ -559,6 +573,7 @@ def test_a_runaway_loss_ends_the_run_as_diverged(lr, reason, tmp_path):
     assert (summary['epochs_completed'], summary['test_accuracy']) == (0, None)
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 def test_the_readmes_divergence_example_diverges(tmp_path):
     result = run_script('train_mlp_numpy.py', '--dataset', 'fashion_mnist', '--lr', '5',
@@ -601,6 +616,7 @@ def limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (100 * 1024, 100 * 1024))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script, limit', [('train_mlp_numpy.py', 'full disk'),
                                            ('train_mlp_pytorch.py', 'full disk'),
                                            ('train_mlp_pytorch.py', 'file size limit')])

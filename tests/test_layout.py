@@ -11,51 +11,54 @@ import ast
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, code_lines, imported_modules
 
 ASSIGNMENT_TIER = ('modules.py', 'mlp_numpy.py', 'mlp_pytorch.py', 'train_mlp_numpy.py',
                    'train_mlp_pytorch.py', 'cifar10_utils.py', 'unittests.py')
 MAX_CODE_LINES = 60
-FORMULA_LAYERS = ('LinearModule', 'ELUModule', 'SoftMaxModule')
 
 
-def code_lines(node, source_lines):
-    """Lines of ``node`` that hold code: no blank lines, comments or docstrings."""
-    docstring_lines = set()
-    for inner in ast.walk(node):
-        body = getattr(inner, 'body', None)
-        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
-            docstring_lines.update(range(body[0].lineno, body[0].end_lineno + 1))
-    return [number for number in range(node.lineno, node.end_lineno + 1)
-            if number not in docstring_lines
-            and source_lines[number - 1].strip()
-            and not source_lines[number - 1].strip().startswith('#')]
+def layer_classes():
+    """Every class of ``modules.py`` with a ``forward`` or ``backward`` method, by name."""
+    tree = ast.parse((REPO / 'modules.py').read_text())
+    return {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)
+            and {'forward', 'backward'} & {item.name for item in node.body
+                                           if isinstance(item, ast.FunctionDef)}}
+
+
+LAYERS = sorted(layer_classes())
 
 
 def functions_of(path):
+    """Every function of a Python file, with the file's source."""
     source = path.read_text()
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            yield node, source.splitlines()
+            yield node, source
 
 
 @pytest.mark.parametrize('file_name', ASSIGNMENT_TIER)
 def test_no_function_of_the_assignment_tier_is_longer_than_a_screen(file_name):
-    too_long = {node.name: len(code_lines(node, lines))
-                for node, lines in functions_of(REPO / file_name)
-                if len(code_lines(node, lines)) > MAX_CODE_LINES}
+    too_long = {node.name: len(code_lines(source, node))
+                for node, source in functions_of(REPO / file_name)
+                if len(code_lines(source, node)) > MAX_CODE_LINES}
     assert not too_long, f"{file_name}: functions over {MAX_CODE_LINES} code lines: {too_long}"
 
 
-@pytest.mark.parametrize('layer', FORMULA_LAYERS)
+def test_every_layer_of_the_mlps_is_checked_below():
+    """The layers the MLPs and losses are built from are all found, so none escapes."""
+    assert set(LAYERS) >= {
+        'LinearModule', 'ReLUModule', 'LeakyReLUModule', 'ELUModule', 'SigmoidModule',
+        'TanhModule', 'BatchNormModule', 'DropoutModule', 'SoftMaxModule',
+        'CrossEntropyModule', 'SoftmaxCrossEntropyModule', 'MSEModule'}
+
+
+@pytest.mark.parametrize('layer', LAYERS)
 def test_forward_and_backward_bodies_are_the_formulas(layer):
-    tree = ast.parse((REPO / 'modules.py').read_text())
-    cls = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == layer)
-    for method in (node for node in cls.body if isinstance(node, ast.FunctionDef)
-                   and node.name in ('forward', 'backward')):
+    methods = [node for node in layer_classes()[layer].body
+               if isinstance(node, ast.FunctionDef) and node.name in ('forward', 'backward')]
+    assert methods
+    for method in methods:
         for node in ast.walk(method):
             assert not isinstance(node, ast.Raise), f"{layer}.{method.name} raises"
             if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
@@ -75,21 +78,9 @@ def project_modules():
     return modules
 
 
-def imports_of(path, known):
-    """The project modules ``path`` imports, at the top or inside a function."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in found if name in known}
-
-
 def test_no_import_cycles():
     modules = project_modules()
-    graph = {name: imports_of(path, modules) - {name} for name, path in modules.items()}
+    graph = {name: imported_modules(path, modules) - {name} for name, path in modules.items()}
     # Depth-first search for a back edge.
     state, stack = {}, []
 
@@ -115,7 +106,7 @@ def test_the_pytorch_side_imports_nothing_of_the_numpy_implementation():
     """Only mirror.py bridges the two MLPs, on purpose."""
     modules = project_modules()
     for name in ('mlp_pytorch', 'train_mlp_pytorch'):
-        imported = imports_of(modules[name], modules)
+        imported = imported_modules(modules[name], modules)
         assert not imported & {'modules', 'mlp_numpy', 'lab.optimizers', 'lab.mirror'}, (
             name, imported)
 
@@ -132,12 +123,12 @@ def test_the_lab_code_under_cifar10_utils_imports_nothing_of_the_assignment_tier
     modules = project_modules()
     assignment = {name[:-len('.py')] for name in ASSIGNMENT_TIER}
     below = set()
-    todo = [name for name in imports_of(modules['cifar10_utils'], modules) if name in modules]
+    todo = [name for name in imported_modules(modules['cifar10_utils'], modules) if name in modules]
     while todo:
         name = todo.pop()
         if name not in below:
             below.add(name)
-            todo.extend(imports_of(modules[name], modules))
+            todo.extend(imported_modules(modules[name], modules))
     assert below, "cifar10_utils imports no lab module: this check would check nothing"
     assert not below & assignment, f"cifar10_utils reaches back into {sorted(below & assignment)}"
 

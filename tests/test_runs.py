@@ -13,7 +13,8 @@ import torch
 import mlp_numpy
 import mlp_pytorch
 from lab import settings
-from lab.checkpoints import CheckpointError, NumpyFiles, TorchFiles, read_checkpoint
+from lab.checkpoints import (CheckpointError, NumpyFiles, TorchFiles, read_checkpoint,
+                             run_name)
 from conftest import REPO, flip_a_bit_of_the_data
 from lab.fileio import FolderLock, load_json, save_json, temporary_files
 from lab.runs import EarlyStopping, claim_run_folder
@@ -69,7 +70,7 @@ def test_run_settings_keep_the_settings_given_with_the_widths_as_ints():
 
 
 @pytest.mark.parametrize('change, message', [
-    (dict(optimizer='adam', momentum=0.9), '--momentum applies to --optimizer sgd only'),
+    (dict(optimizer='adam', momentum=0.9), '--momentum applies to SGD only'),
     (dict(use_batch_norm=True, batch_size=1), '--use_batch_norm needs --batch_size of at least 2'),
     (dict(validation_size=0), r'--validation_size must lie in \[1, 1199\]'),
     (dict(validation_size=1200), r'--validation_size must lie in \[1, 1199\]'),
@@ -78,6 +79,12 @@ def test_run_settings_keep_the_settings_given_with_the_widths_as_ints():
 def test_run_settings_refuse_what_cannot_work(change, message):
     with pytest.raises(ConfigurationError, match=message):
         run_settings({**SETTINGS, **change})
+
+
+def test_a_batch_norm_run_says_so_in_its_folder_name():
+    plain = run_name('numpy', SETTINGS)
+    with_batch_norm = run_name('numpy', {**SETTINGS, 'use_batch_norm': True})
+    assert 'batchnorm' not in plain and '_8_batchnorm_sgd_' in with_batch_norm
 
 
 def test_claim_run_folder_never_reuses_a_folder(tmp_path):

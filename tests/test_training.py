@@ -66,6 +66,7 @@ def test_numpy_and_pytorch_training_steps_agree():
     assert n_steps == len(loader) > 10
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 @pytest.mark.parametrize('script', ['numpy', 'pytorch'])
 def test_two_epochs_of_fashion_mnist(script, tmp_path):
@@ -81,6 +82,7 @@ def test_two_epochs_of_fashion_mnist(script, tmp_path):
     assert test_accuracy > 0.82
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script', ['train_mlp_numpy.py', 'train_mlp_pytorch.py'])
 def test_command_line_writes_curves_summary_and_weights(script, tmp_path):
     result = run_script(script, '--dataset', 'spiral', '--epochs', '3', '--hidden_dims', '16',

@@ -53,7 +53,7 @@ def measure_load(data_dir, repeats):
     """Load CIFAR-10 in `repeats` fresh processes; return the median wall and CPU
     seconds, the largest peak memory, and the share of it the interpreter and
     imports hold."""
-    program = 'import sys, benchmark; benchmark.report_load(sys.argv[1])'
+    program = 'import sys; from lab.benchmark.data import report_load; report_load(sys.argv[1])'
     runs = []
     for _ in range(repeats):
         finished = run_worker([sys.executable, '-c', program, str(data_dir)], cwd=REPOSITORY)

@@ -294,6 +294,7 @@ def run_train_worker(args):
     """Measure every system with the threads of this process; print the results as JSON."""
     import torch
 
+    resolve_quick_defaults(args)
     torch.set_num_threads(args.threads)
     results = {'threads': args.threads, 'torch': torch.__version__, 'blas': blas_facts(),
                'load_average_start': os.getloadavg()[0], 'shapes': {}, 'sweep': {},
@@ -370,6 +371,7 @@ def write_random_cifar10(data_dir, seed=0, n_per_batch=10000):
 
 def run_train_benchmark(args):
     """The `train` sub-command: a child process per thread count, then the tables."""
+    resolve_quick_defaults(args)
     results = {**machine_facts(), 'epochs': args.epochs, 'quick': args.quick, 'runs': {}}
     if results['load_average'] > 0.5:
         print(f"warning: load average {results['load_average']:.1f}: other processes are "
@@ -603,22 +605,41 @@ def add_train_commands(subcommands):
     table.set_defaults(run=run_table)
 
 
+FULL_AND_QUICK = {'epochs': (7, 2), 'sweep_steps': (60, 2), 'sweep_repeats': (5, 1),
+                  'main_job_repeats': (3, 1), 'n_train': (None, 512)}
+"""The defaults of the `train` flags, for a full run and for a ``--quick`` smoke run
+(``n_train`` None: the real sizes). A flag given on the command line wins."""
+
+
+def resolve_quick_defaults(args):
+    """Fill the flags not given with the full run's defaults, or the smoke run's."""
+    for name, (full, quick) in FULL_AND_QUICK.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    return args
+
+
 def add_train_flags(parser):
     parser.add_argument('--data_dir', default='data/',
                         help='folder with the data sets (random data of the same shape '
                              'stands in for what is missing)')
-    parser.add_argument('--epochs', type=positive_int, default=7,
+    parser.add_argument('--epochs', type=positive_int, default=None,
                         help='epochs timed per system, interleaved; the median is reported '
-                             '(default: 7)')
-    parser.add_argument('--sweep_steps', type=positive_int, default=60,
-                        help='training steps per timing in the sweep (default: 60)')
-    parser.add_argument('--sweep_repeats', type=positive_int, default=5,
-                        help='timings per system and point of the sweep (default: 5)')
-    parser.add_argument('--main_job_repeats', type=positive_int, default=3,
-                        help='runs of the main job and of the eager epochs (default: 3)')
+                             '(default: 7, or 2 with --quick)')
+    parser.add_argument('--sweep_steps', type=positive_int, default=None,
+                        help='training steps per timing in the sweep (default: 60, or 2 '
+                             'with --quick)')
+    parser.add_argument('--sweep_repeats', type=positive_int, default=None,
+                        help='timings per system and point of the sweep (default: 5, or 1 '
+                             'with --quick)')
+    parser.add_argument('--main_job_repeats', type=positive_int, default=None,
+                        help='runs of the main job and of the eager epochs (default: 3, or 1 '
+                             'with --quick)')
     parser.add_argument('--n_train', type=positive_int, default=None,
-                        help='training images per shape (default: the real sizes)')
+                        help='training images per shape (default: the real sizes, or 512 '
+                             'with --quick)')
     parser.add_argument('--quick', action='store_true',
-                        help='a smoke run: the main job on one spiral epoch, small data')
+                        help='a smoke run: 512 images per shape, 2 epochs, 1 repeat, the '
+                             'main job on one spiral epoch; its numbers are not measurements')
     parser.add_argument('--json', default='results/benchmark_train.json',
                         help='where to write the numbers (default: results/benchmark_train.json)')

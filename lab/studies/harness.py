@@ -22,6 +22,7 @@ from matplotlib.ticker import MaxNLocator
 import mlp_numpy
 import mlp_pytorch
 from lab.datasets import get_dataset
+from lab.loaders import ArrayDataset
 from modules import ACTIVATIONS, LinearModule, SoftmaxCrossEntropyModule
 
 LOSS_LABEL = 'loss (cross-entropy, nats)'
@@ -41,10 +42,15 @@ PROBE_SIZE = 512
 
 @functools.lru_cache(maxsize=2)
 def full_dataset(dataset, data_dir, seed):
-    """The training and test splits of a data set, read (or drawn) once per process."""
-    splits = get_dataset(dataset, data_dir=data_dir, validation_size=0,
+    """The whole training pool and the test split of a data set, read (or drawn) once per
+    process. The pool is the validation split (one example, the fewest allowed) followed
+    by the training split: the order in which ``lab.datasets`` draws the pool."""
+    splits = get_dataset(dataset, data_dir=data_dir, validation_size=1,
                          **({'seed': seed} if dataset == 'spiral' else {}))
-    return splits['train'], splits['test']
+    validation, train = splits['validation'], splits['train']
+    pool = ArrayDataset(np.concatenate([validation.images, train.images]),
+                        np.concatenate([validation.labels, train.labels]), train.classes)
+    return pool, splits['test']
 
 
 def load_subset(dataset, n_train=None, n_test=None, data_dir='data/', seed=0):
