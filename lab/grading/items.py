@@ -333,7 +333,7 @@ class Reference:
         """out, dx, dW, db of the probe's LinearModule on ``x`` (the probe's x by default)."""
         inputs = self.inputs
         x = inputs['linear_x'] if x is None else x
-        layer = reference_modules.LinearModule(4, 3)
+        layer = reference_modules.LinearModule(4, 2)
         layer.params['weight'][...] = inputs['linear_weight']
         layer.params['bias'][...] = inputs['linear_bias']
         out = layer.forward(x)

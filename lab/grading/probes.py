@@ -95,11 +95,11 @@ def probe_inputs(year):
     rng = _rng(19)
     inputs = {
         'alpha': ELU_ALPHA[year],
-        'linear_x': rng.standard_normal((5, 4)),
-        'linear_x_earlier': rng.standard_normal((5, 4)),
-        'linear_weight': rng.standard_normal((3, 4)),
-        'linear_bias': rng.standard_normal(3),
-        'linear_dout': rng.standard_normal((5, 3)),
+        'linear_x': rng.standard_normal((3, 4)),
+        'linear_x_earlier': rng.standard_normal((3, 4)),
+        'linear_weight': rng.standard_normal((2, 4)),
+        'linear_bias': rng.standard_normal(2),
+        'linear_dout': rng.standard_normal((3, 2)),
         'elu_x': np.array([[-1.5, -0.4, 0.3, 1.2, -2.0], [0.7, -0.9, 2.1, -0.1, 0.4]]),
         'elu_dout': rng.standard_normal((2, 5)),
         'softmax_x': rng.standard_normal((2, 4)),
@@ -386,10 +386,15 @@ def probe_linear_init(rec, modules, year, inputs):
 
 
 def linear_with_known_params(modules, inputs):
-    """A student's LinearModule(4, 3) holding the probe's weight and bias."""
+    """A student's LinearModule(4, 2) holding the probe's weight and bias.
+
+    Its sizes (N = 3 samples, D = 4 inputs, M = 2 outputs) are all different and
+    none is 1, so a transposed result has another shape and a scaling by N is told
+    apart from one by 2.
+    """
     linear = student_class(modules, 'modules', 'LinearModule')
     np.random.seed(0)
-    layer = linear(4, 3)
+    layer = linear(4, 2)
     set_array(layer.params, 'weight', inputs['linear_weight'])
     set_array(layer.params, 'bias', inputs['linear_bias'])
     return layer
