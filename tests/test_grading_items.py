@@ -328,3 +328,36 @@ def test_an_mlp_keeping_its_layers_in_two_lists_is_read_in_call_order(tmp_path):
     rubric = type(rubric)(tuple(item for item in rubric.items if item.id in wanted))
     report = grade_submission(write_submission(tmp_path / 'split', sources), rubric=rubric)
     assert [item.diagnosis for item in report.items if not item.passed] == []
+
+
+FLOAT32_TORCH_MLP = '''
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False):
+        super().__init__()
+        widths = [n_inputs] + list(n_hidden) + [n_classes]
+        layers = []
+        for fan_in, fan_out in zip(widths, widths[1:]):
+            layers += [nn.Linear(fan_in, fan_out)]
+            if use_batch_norm:
+                layers += [nn.BatchNorm1d(fan_out)]
+            layers += [nn.ELU()]
+        self.layers = nn.Sequential(*layers[:-2 if use_batch_norm else -1])
+
+    def forward(self, x):
+        return self.layers(x.reshape(len(x), -1).to(torch.float32))
+'''
+
+
+@pytest.mark.slow
+def test_a_pytorch_mlp_that_works_in_float32_only_is_judged_in_float32(tmp_path):
+    sources = reference_sources()
+    sources['mlp_pytorch.py'] = FLOAT32_TORCH_MLP
+    wanted = {'mlp_pytorch_architecture', 'mlp_pytorch_forward'}
+    rubric = load_rubric()
+    rubric = type(rubric)(tuple(item for item in rubric.items if item.id in wanted))
+    report = grade_submission(write_submission(tmp_path / 'float32', sources), rubric=rubric)
+    assert [item.diagnosis for item in report.items if not item.passed] == []

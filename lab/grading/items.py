@@ -9,6 +9,7 @@ that reproduces the returned value; otherwise it states the difference. Every di
 names the function, the mistake and the evidence: the input, the expected value and the
 value returned.
 """
+import json
 import re
 from dataclasses import dataclass
 
@@ -332,7 +333,7 @@ class Reference:
         """out, dx, dW, db of the probe's LinearModule on ``x`` (the probe's x by default)."""
         inputs = self.inputs
         x = inputs['linear_x'] if x is None else x
-        layer = reference_modules.LinearModule(4, 3)
+        layer = reference_modules.LinearModule(4, 2)
         layer.params['weight'][...] = inputs['linear_weight']
         layer.params['bias'][...] = inputs['linear_bias']
         out = layer.forward(x)
@@ -501,7 +502,8 @@ def linear_backward_candidates(reference, key):
         right = dout.T @ x
         return [('returns dW transposed, x^T dout, of shape (in_features, out_features); '
                  'dL/dW = dout^T x has the shape of W', x.T @ dout),
-                ('adds a weight-decay term 0.01·W to the gradient of the loss', right + 0.01 * weight),
+                ('adds a weight-decay term 0.01·W to the gradient of the loss',
+                 right + 0.01 * weight),
                 ('returns dW transposed, of shape (in_features, out_features), and adds a '
                  'weight-decay term 0.01·W to the gradient of the loss',
                  (right + 0.01 * weight).T),
@@ -787,14 +789,12 @@ def check_clear_cache(results, reference):
     if failed:
         problems.append(failed.diagnosis)
     else:
-        import json
         for module, held in json.loads(values[0]).items():
             if held:
                 problems.append(f'{module}.clear_cache leaves arrays cached in '
                                 f'{", ".join("self." + name for name in held)} after '
                                 f'forward; set them to None')
     if results.has('mlp_numpy_two', 'held_after_clear'):
-        import json
         held = json.loads(results.value('mlp_numpy_two', 'held_after_clear'))
         if held:
             problems.append(f'MLP.clear_cache (mlp_numpy) leaves its modules holding '
@@ -809,7 +809,6 @@ def official_item(probe, test, function):
     def check(results, reference, verdicts=None):
         bound = OFFICIAL_TOLERANCE[probe]
         if results.has(probe, 'errors'):
-            import json
             errors = json.loads(results.value(probe, 'errors'))
         else:
             errors = []
@@ -871,7 +870,6 @@ def words_of(layers):
 
 
 def check_mlp_numpy_layers(results, reference):
-    import json
     for case, n_hidden in probes.MLP_CASES.items():
         function = f'MLP.__init__ (mlp_numpy) with n_hidden={n_hidden}'
         values, failed = required(results, f'mlp_numpy_{case}', ['layers'], function)
@@ -894,7 +892,6 @@ def check_mlp_numpy_layers(results, reference):
 
 
 def mlp_numpy_ends_in_softmax(results, case):
-    import json
     if not results.has(f'mlp_numpy_{case}', 'layers'):
         return False
     layers = parse_layers(json.loads(results.value(f'mlp_numpy_{case}', 'layers')))
@@ -978,7 +975,6 @@ def mlp_gradient_problems(values, gradients):
 # -- the PyTorch MLP -----------------------------------------------------------------------
 
 def check_mlp_pytorch_architecture(results, reference):
-    import json
     for probe, use_batch_norm in (('mlp_pytorch_plain', False), ('mlp_pytorch_bn', True)):
         function = f'MLP.__init__ (mlp_pytorch) with use_batch_norm={use_batch_norm}'
         values, failed = required(results, probe, ['layers'], function)

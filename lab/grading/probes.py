@@ -95,11 +95,11 @@ def probe_inputs(year):
     rng = _rng(19)
     inputs = {
         'alpha': ELU_ALPHA[year],
-        'linear_x': rng.standard_normal((5, 4)),
-        'linear_x_earlier': rng.standard_normal((5, 4)),
-        'linear_weight': rng.standard_normal((3, 4)),
-        'linear_bias': rng.standard_normal(3),
-        'linear_dout': rng.standard_normal((5, 3)),
+        'linear_x': rng.standard_normal((3, 4)),
+        'linear_x_earlier': rng.standard_normal((3, 4)),
+        'linear_weight': rng.standard_normal((2, 4)),
+        'linear_bias': rng.standard_normal(2),
+        'linear_dout': rng.standard_normal((3, 2)),
         'elu_x': np.array([[-1.5, -0.4, 0.3, 1.2, -2.0], [0.7, -0.9, 2.1, -0.1, 0.4]]),
         'elu_dout': rng.standard_normal((2, 5)),
         'softmax_x': rng.standard_normal((2, 4)),
@@ -340,7 +340,10 @@ def make_elu(rec, modules, year, alpha, strict=False):
             rec.meta.setdefault('signatures', {})['ELUModule'] = (
                 f'the {year} assignment builds {expected}, but this ELUModule.__init__ '
                 f'refuses it ({first_error})')
-        return layer, float(getattr(layer, 'alpha', used_alpha))
+        try:
+            return layer, float(getattr(layer, 'alpha', used_alpha))
+        except (TypeError, ValueError):  # alpha kept in another form: trust the call
+            return layer, used_alpha
     raise first_error
 
 
@@ -383,10 +386,15 @@ def probe_linear_init(rec, modules, year, inputs):
 
 
 def linear_with_known_params(modules, inputs):
-    """A student's LinearModule(4, 3) holding the probe's weight and bias."""
+    """A student's LinearModule(4, 2) holding the probe's weight and bias.
+
+    Its sizes (N = 3 samples, D = 4 inputs, M = 2 outputs) are all different and
+    none is 1, so a transposed result has another shape and a scaling by N is told
+    apart from one by 2.
+    """
     linear = student_class(modules, 'modules', 'LinearModule')
     np.random.seed(0)
-    layer = linear(4, 3)
+    layer = linear(4, 2)
     set_array(layer.params, 'weight', inputs['linear_weight'])
     set_array(layer.params, 'bias', inputs['linear_bias'])
     return layer
@@ -664,13 +672,14 @@ def copy_probe_weights(linears, inputs):
             if layer.bias is None:
                 raise LookupError(f'nn.Linear layer {index} of the PyTorch MLP has no bias '
                                   f'(bias=False); the assignment\'s linear layers have one')
-            weight = torch.from_numpy(inputs[f'mlp_two_weight{index}'])
+            dtype = layer.weight.dtype
+            weight = torch.from_numpy(inputs[f'mlp_two_weight{index}']).to(dtype)
             if tuple(layer.weight.shape) != tuple(weight.shape):
                 raise LookupError(f'nn.Linear layer {index} of the PyTorch MLP has weight '
                                   f'shape {tuple(layer.weight.shape)}, expected '
                                   f'{tuple(weight.shape)}')
             layer.weight.copy_(weight)
-            layer.bias.copy_(torch.from_numpy(inputs[f'mlp_two_bias{index}']))
+            layer.bias.copy_(torch.from_numpy(inputs[f'mlp_two_bias{index}']).to(dtype))
 
 
 def probe_mlp_pytorch(rec, modules, year, inputs, use_batch_norm):
@@ -684,12 +693,20 @@ def probe_mlp_pytorch(rec, modules, year, inputs, use_batch_norm):
     mlp = student_class(modules, 'mlp_pytorch', 'MLP')
     torch.manual_seed(0)
     model = mlp(MLP_SHAPE['n_inputs'], list(MLP_CASES['two']), MLP_SHAPE['n_classes'],
-                use_batch_norm=use_batch_norm).double()
+                use_batch_norm=use_batch_norm)
     rec.put('layers', json.dumps(torch_leaf_layers(model)))
     x = torch.from_numpy(inputs['mlp_x'].copy())
     model.train()
-    with calls_recorded(model) as calls:
-        model(x.clone())
+    try:
+        model.double()
+        with calls_recorded(model) as calls:
+            model(x.clone())
+    except RuntimeError:  # code that makes float32 tensors of its own: judge it in float32
+        model.float()
+        x = x.float()
+        with calls_recorded(model) as calls:
+            model(x.clone())
+    rec.put('dtype', str(x.dtype))
     rec.put('calls', json.dumps([described for described, _ in calls]))
     called = [module for _, module in calls if isinstance(module, torch.nn.Linear)]
     registered = [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
