@@ -4,6 +4,7 @@
     python benchmark.py table [--json results/benchmark_train.json]
     python benchmark.py levers [--repeats 7] [--json results/benchmark_levers.json]
     python benchmark.py data  [--repeats 3] [--json results/benchmark_data.json]
+    python benchmark.py grading [--repeats 5] [--batch 10] [--jobs 2]
     python benchmark.py contention [--busy 0 1 2] [--json results/benchmark_contention.json]
 
 `train` times training epochs (batch 128, learning rate 0.1, float32) of this
@@ -44,28 +45,42 @@ real size and format (50 000 + 10 000) to a temporary folder and loads those.
 import argparse
 import sys
 
-from lab.benchmark.common import BATCH_SIZE
+from lab.benchmark.common import BATCH_SIZE, SHAPES, WorkerError, check_output_file
 from lab.benchmark.contention import add_contention_commands
 from lab.benchmark.data import add_data_command
+from lab.benchmark.grading import add_grading_command
 from lab.benchmark.levers import add_levers_commands
 from lab.benchmark.train import add_train_commands
 from lab.cli import ReaderSafeStream
+from lab.downloads import CorruptDataError
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     subcommands = parser.add_subparsers(title='benchmarks', dest='benchmark', required=True,
-                                        metavar='{train,table,levers,data,contention}')
+                                        metavar='{train,table,levers,data,grading,contention}')
     add_train_commands(subcommands)
     add_levers_commands(subcommands)
     add_data_command(subcommands)
+    add_grading_command(subcommands)
     add_contention_commands(subcommands)
     args = parser.parse_args(argv)
     if getattr(args, 'n_train', None) is not None and args.n_train < BATCH_SIZE:
         parser.error(f"argument --n_train: must be at least one batch, {BATCH_SIZE}, "
                      f"got {args.n_train}")
+    if args.benchmark == 'data' and args.batch_size > SHAPES['cifar10'][1]:
+        parser.error(f"argument --batch_size: must be at most CIFAR-10's "
+                     f"{SHAPES['cifar10'][1]} training images, got {args.batch_size}")
+    try:
+        if args.benchmark != 'table' and getattr(args, 'json', None):
+            check_output_file(args.json)  # before minutes of measuring, not after
+    except OSError as error:
+        parser.error(f"argument --json: {error}")
     sys.stdout = ReaderSafeStream(sys.stdout)  # `... | head` ends the output, not the benchmark
-    args.run(args)
+    try:
+        args.run(args)
+    except (WorkerError, CorruptDataError, OSError) as error:
+        sys.exit(f"benchmark.py {args.benchmark}: error: {error}")
 
 
 if __name__ == '__main__':

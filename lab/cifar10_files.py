@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lab.downloads import CorruptDataError, download_file, extract_archive, file_md5
+from lab.fileio import printable
 
 CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
 CIFAR10_MD5 = 'c58f30108f718f92721af3b95e74349a'
@@ -23,6 +24,9 @@ CIFAR10_TEST_BATCH = 'test_batch'
 CIFAR10_META = 'batches.meta'
 CIFAR10_IMAGE_SHAPE = (3, 32, 32)
 CIFAR10_N_CLASSES = 10
+CIFAR10_IMAGES_PER_BATCH = 10000
+"""Every file of CIFAR-10 holds this many images; a smaller copy (a trimmed set, a
+test's tiny one) may hold fewer, never more."""
 
 
 def ensure_cifar10_batches(data_dir):
@@ -55,6 +59,14 @@ class ForbiddenGlobalError(pickle.UnpicklingError):
     """A pickle named a global that a CIFAR-10 file never holds; its text is the name."""
 
 
+def _empty_bytes(*args):
+    """Python 3's protocol-2 pickle of an empty array calls ``bytes()`` for its empty data.
+    Only that call is allowed: ``bytes(n)`` would make n zero bytes from one small number."""
+    if args:
+        raise ForbiddenGlobalError(f'bytes with arguments {printable(repr(args)[:60])}')
+    return b''
+
+
 def _array_from_buffer(buffer, dtype, shape, order):
     """Rebuild an array pickled with protocol 5 (what numpy's ``_frombuffer`` does)."""
     return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
@@ -68,8 +80,27 @@ def _latin1_bytes(text, encoding):
     import a module, and some (zlib, bz2) expand their input.
     """
     if encoding != 'latin1' or not isinstance(text, str):
-        raise ForbiddenGlobalError(f'_codecs.encode with {encoding!r}')
+        raise ForbiddenGlobalError(f'_codecs.encode with {printable(repr(encoding))}')
     return text.encode('latin-1')
+
+
+def _ndarray_called(*args, **kwargs):
+    """What a pickle gets when it calls ``numpy.ndarray`` itself rather than naming it as
+    the class of ``_reconstruct``: such a call can give an array any strides and size (a
+    141-byte file declaring gigabytes), and no CIFAR-10 file makes it."""
+    raise ForbiddenGlobalError('numpy.ndarray called directly')
+
+
+def _reconstruct_array(subtype, shape, dtype):
+    """numpy's ``_reconstruct`` for plain arrays only, and only the empty one numpy
+    pickles: the pickle's state then fills it (``__setstate__`` checks that its data
+    has the declared size, so no size is taken on trust)."""
+    if subtype is not _ndarray_called or tuple(shape) != (0,):
+        raise ForbiddenGlobalError(f'_reconstruct of {type(subtype).__name__} {shape!r}')
+    return _rebuild_array(np.ndarray, shape, dtype)
+
+
+_rebuild_array = np.empty(0).__reduce__()[0]  # numpy's _reconstruct, in 1.x and 2.x alike
 
 
 class CifarUnpickler(pickle.Unpickler):
@@ -81,23 +112,25 @@ class CifarUnpickler(pickle.Unpickler):
     protocols 2 to 5, name only numpy's array and dtype rebuilding and
     Python 3's bytes rebuilding, so those are the only globals allowed.
     Dicts, lists, tuples, numbers and strings are pickle opcodes, not globals.
+    ``numpy.ndarray`` may only be named as the class ``_reconstruct`` builds.
     """
 
-    _rebuild_array = np.empty(0).__reduce__()[0]  # numpy's _reconstruct, in 1.x and 2.x alike
     ALLOWED_GLOBALS = {
-        ('numpy.core.multiarray', '_reconstruct'): _rebuild_array,
-        ('numpy._core.multiarray', '_reconstruct'): _rebuild_array,
+        ('numpy.core.multiarray', '_reconstruct'): _reconstruct_array,
+        ('numpy._core.multiarray', '_reconstruct'): _reconstruct_array,
         ('numpy.core.numeric', '_frombuffer'): _array_from_buffer,
         ('numpy._core.numeric', '_frombuffer'): _array_from_buffer,
-        ('numpy', 'ndarray'): np.ndarray,
+        ('numpy', 'ndarray'): _ndarray_called,
         ('numpy', 'dtype'): np.dtype,
         ('_codecs', 'encode'): _latin1_bytes,
+        ('__builtin__', 'bytes'): _empty_bytes,
+        ('builtins', 'bytes'): _empty_bytes,
     }
 
     def find_class(self, module, name):
         allowed = self.ALLOWED_GLOBALS.get((module, name))
         if allowed is None:
-            raise ForbiddenGlobalError(f'{module}.{name}')
+            raise ForbiddenGlobalError(printable(f'{module}.{name}'))
         return allowed
 
 
@@ -114,8 +147,8 @@ def _unpickle(path):
         raise CorruptDataError(f'{path} is not a plain CIFAR-10 file: it asks to call {error}, '
                                f'which was refused (nothing in it was run). {fix}') from None
     except Exception as error:  # damaged pickles fail in many ways: EOFError, UnpicklingError, ...
-        raise CorruptDataError(
-            f'{path} is truncated or corrupt ({type(error).__name__}: {error}). {fix}') from error
+        raise CorruptDataError(f'{path} is truncated or corrupt ({type(error).__name__}: '
+                               f'{printable(error)}). {fix}') from error
 
 
 def read_cifar10_batch(path):
@@ -135,16 +168,27 @@ def read_cifar10_batch(path):
     raw_images, labels = batch.get(b'data'), _integer_array(batch.get(b'labels'))
     row_bytes = int(np.prod(CIFAR10_IMAGE_SHAPE))
     images_ok = (isinstance(raw_images, np.ndarray) and raw_images.dtype == np.uint8
-                 and raw_images.ndim == 2 and raw_images.shape[1] == row_bytes)
+                 and raw_images.ndim == 2 and raw_images.shape[1] == row_bytes
+                 and 1 <= len(raw_images) <= CIFAR10_IMAGES_PER_BATCH
+                 and raw_images.flags.c_contiguous)
     labels_ok = (images_ok and labels is not None and labels.shape == (len(raw_images),)
                  and 0 <= labels.min(initial=0)
                  and labels.max(initial=0) < CIFAR10_N_CLASSES)
     if not (images_ok and labels_ok):
         raise CorruptDataError(
-            f"{path} is not a CIFAR-10 batch (expected b'data' uint8 (n, {row_bytes}) and n "
-            f"b'labels' in 0..{CIFAR10_N_CLASSES - 1}). Delete the folder "
-            f'{Path(path).parent} and run again to extract it anew.')
+            f"{path} is not a CIFAR-10 batch (expected b'data' contiguous uint8 (n, "
+            f"{row_bytes}) with n from 1 to {CIFAR10_IMAGES_PER_BATCH}, and n b'labels' in "
+            f"0..{CIFAR10_N_CLASSES - 1}; got {_describe_array(raw_images)}). Delete the "
+            f'folder {Path(path).parent} and run again to extract it anew.')
     return raw_images.reshape(-1, *CIFAR10_IMAGE_SHAPE), labels.astype(np.int64)
+
+
+def _describe_array(value):
+    """What an unpickled b'data' is, for an error message: 'uint8 (0, 3072)', 'NoneType'."""
+    if not isinstance(value, np.ndarray):
+        return type(value).__name__
+    layout = '' if value.flags.c_contiguous else ' not contiguous'
+    return f'{value.dtype.name} {value.shape}{layout}'
 
 
 def _integer_array(labels):

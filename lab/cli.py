@@ -2,16 +2,19 @@
 
 Exit codes: 2 for settings that cannot work (argparse's code, with a one-line
 reason, before anything is written), 1 for data that cannot be had or read or
-outputs that cannot be written, 130 after Ctrl-C.
+outputs that cannot be written, 130 after Ctrl-C, 143 after SIGTERM.
 """
 import argparse
 import math
 import os
+import re
+import signal
 import sys
 
 from lab.checkpoints import CheckpointError, read_checkpoint
 from lab.downloads import CorruptDataError, DownloadError
 from lab.datasets import DATASETS, dataset_shape
+from lab.fileio import LinkOutOfFolderError, Terminated
 from lab.settings import NOT_SETTINGS, ConfigurationError
 from lab.threads import first_layer_product, print_thread_policy
 
@@ -41,11 +44,14 @@ def seed(text):
     return value
 
 
+DECIMAL_LITERAL = re.compile(r'[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?')
+"""A plain decimal number: ``float`` alone would also take '1_0' (10), 'inf' and 'nan'."""
+
+
 def _number(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not DECIMAL_LITERAL.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.1 or 1e-3, got {text!r}")
+    value = float(text)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
@@ -73,6 +79,13 @@ def probability(text):
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
+
+
+def folder_path(text):
+    """argparse type: a non-empty path (an empty one would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected the path of a folder, got ''")
+    return text
 
 
 def file_path(text):
@@ -126,7 +139,7 @@ def add_common_arguments(parser, activations):
                              'and its activation')
     parser.add_argument('--dropout', default=0.0, type=probability,
                         help='dropout probability after each hidden activation (default: 0)')
-    parser.add_argument('--out_dir', default=None,
+    parser.add_argument('--out_dir', default=None, type=folder_path,
                         help='folder for the run folders (default: results/)')
     parser.add_argument('--resume', default=None, type=file_path, metavar='PATH',
                         help='continue the run saved in this checkpoint file, in its '
@@ -218,6 +231,10 @@ class ReaderSafeStream:
         except BrokenPipeError:
             self._discard_output()
             return len(text)
+        except UnicodeEncodeError:  # a path in another alphabet, PYTHONIOENCODING=ascii
+            encoding = self.stream.encoding or 'ascii'
+            self.stream.write(text.encode(encoding, 'backslashreplace').decode(encoding))
+            return len(text)
 
     def flush(self):
         try:
@@ -234,25 +251,51 @@ class ReaderSafeStream:
         return getattr(self.stream, name)
 
 
+def open_stream(stream):
+    """``stream`` made safe to write to: the null device when it was closed before Python
+    started (``>&-``), so that training never depends on anyone reading it."""
+    if stream is None or stream.closed:
+        stream = open(os.devnull, 'w')
+    return ReaderSafeStream(stream)
+
+
+def terminate(signum, frame):
+    """SIGTERM (``kill``, ``timeout``, Slurm, Docker) before or after training: stop as
+    Ctrl-C stops. During training ``TrainingRun`` takes it over and saves first."""
+    raise Terminated
+
+
 def run_command_line(parser, train, files, argv=None):
     """Parse the arguments, call ``train(**vars(args))`` and turn failures into exit codes.
 
-    A run whose output is no longer read (its pipe closed) trains on and exits with 0.
+    A run whose output is no longer read (its pipe closed, or closed from the start)
+    trains on and exits with 0. Ctrl-C exits with 130 and SIGTERM with 143, even while
+    a checkpoint to resume is still being read.
     """
-    args = parse_arguments(parser, argv, files)
-    threads = vars(args).pop('threads')
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = ReaderSafeStream(sys.stdout), ReaderSafeStream(sys.stderr)
+    sys.stdout, sys.stderr = open_stream(sys.stdout), open_stream(sys.stderr)
     try:
+        previous_handler = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread, where only the default handling is possible
+        previous_handler = None
+    try:
+        args = parse_arguments(parser, argv, files)
+        threads = vars(args).pop('threads')
         n_inputs, n_classes, _ = dataset_shape(args.dataset)
         print_thread_policy(threads, first_layer_product(args.batch_size, n_inputs,
                                                          args.hidden_dims, n_classes))
         train(**vars(args))
     except (ConfigurationError, CheckpointError) as error:
         parser.error(str(error))
+    except LinkOutOfFolderError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     except (DownloadError, CorruptDataError, OSError) as error:
         sys.exit(f"error: {error}")
+    except Terminated:
+        sys.exit(143)
     except KeyboardInterrupt:
         sys.exit(130)
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
         sys.stdout, sys.stderr = streams

@@ -24,8 +24,10 @@ from typing import NamedTuple
 import numpy as np
 
 from lab.downloads import CorruptDataError, DownloadError, download_file
-from cifar10_utils import CIFAR10_POOL_SIZE, get_cifar10, get_dataloader
-from lab.loaders import ArrayDataset, ArrayLoader, check_validation_size, make_splits
+from cifar10_utils import CIFAR10_POOL_SIZE, get_cifar10
+from cifar10_utils import get_dataloader as cifar10_get_dataloader
+from lab.loaders import (ArrayDataset, ArrayLoader, check_pool_holds, check_validation_size,
+                         make_splits)
 
 __all__ = ['DATASETS', 'ArrayDataset', 'ArrayLoader', 'CorruptDataError', 'DownloadError',
            'dataset_shape', 'default_validation_size', 'get_dataloader', 'get_dataset',
@@ -94,6 +96,10 @@ GZIP_MAGIC = b'\x1f\x8b'
 # data; 32 dimensions is the most every NumPy version supports.
 IDX_MAX_DIMS = 32
 IDX_MAX_BYTES = 1 << 30
+IDX_IMAGE_SHAPE = (28, 28)
+IDX_MAX_IMAGES = {IDX_TRAIN_IMAGES: 60000, IDX_TEST_IMAGES: 10000}
+"""The images of MNIST's and Fashion-MNIST's files: a smaller copy may hold fewer, never
+more, so a header announcing more is refused before anything is read or converted."""
 
 
 def read_idx(path, max_bytes=IDX_MAX_BYTES):
@@ -186,11 +192,12 @@ def _read_into(stream, buffer):
     return n_read
 
 
-def _read_image_pair(images_path, labels_path):
+def _read_image_pair(images_path, labels_path, max_images):
     """Read IDX images and labels and check they are MNIST-shaped: uint8
-    (n, 28, 28) images and n labels in 0..9."""
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.dtype != np.uint8 or images.shape[1:] != (28, 28):
+    (n, 28, 28) images, 1 <= n <= `max_images`, and n labels in 0..9."""
+    images = read_idx(images_path, max_bytes=max_images * math.prod(IDX_IMAGE_SHAPE))
+    labels = read_idx(labels_path, max_bytes=max_images * np.dtype(np.int32).itemsize)
+    if images.dtype != np.uint8 or images.shape[1:] != IDX_IMAGE_SHAPE:
         raise CorruptDataError(f'{images_path} holds {images.dtype.name} {images.shape}, '
                                'expected uint8 (n, 28, 28) images. Replace it with the '
                                'right file.')
@@ -199,6 +206,9 @@ def _read_image_pair(images_path, labels_path):
                                f'{labels.min(initial=0)}..{labels.max(initial=0)}, expected '
                                f'{len(images)} labels (one per image of {images_path.name}) '
                                'in 0..9. Replace it with the right file.')
+    if len(images) == 0:
+        raise CorruptDataError(f'{images_path} holds no images. Replace it with the right '
+                               'file.')
     return images, labels.astype(np.int64)
 
 
@@ -253,6 +263,7 @@ def seeded_split_order(n_pool, validation_size, seed):
     the rest; the order returned puts the training indices first, as
     `make_splits` takes it.
     """
+    check_pool_holds(validation_size, n_pool)
     validation_size = check_validation_size(validation_size, n_pool)
     return np.roll(np.random.default_rng(seed).permutation(n_pool), -validation_size)
 
@@ -260,9 +271,16 @@ def seeded_split_order(n_pool, validation_size, seed):
 def _get_idx_image_set(image_set, data_dir, validation_size, other_folders=()):
     """Load an MNIST-format data set as the three splits, standardised."""
     paths = _locate_idx_files(image_set, data_dir, other_folders)
-    pool_images, pool_labels = _read_image_pair(paths[IDX_TRAIN_IMAGES], paths[IDX_TRAIN_LABELS])
-    test_images, test_labels = _read_image_pair(paths[IDX_TEST_IMAGES], paths[IDX_TEST_LABELS])
+    pool_images, pool_labels = _read_image_pair(paths[IDX_TRAIN_IMAGES], paths[IDX_TRAIN_LABELS],
+                                                IDX_MAX_IMAGES[IDX_TRAIN_IMAGES])
+    test_images, test_labels = _read_image_pair(paths[IDX_TEST_IMAGES], paths[IDX_TEST_LABELS],
+                                                IDX_MAX_IMAGES[IDX_TEST_IMAGES])
     mean, std = _uint8_mean_std(pool_images)
+    if std == 0:
+        raise CorruptDataError(f'every pixel of {paths[IDX_TRAIN_IMAGES]} has the value '
+                               f'{pool_images.flat[0]}: images without contrast cannot be '
+                               'standardised, and hold nothing to learn. Replace it with '
+                               'the right file.')
     order = seeded_split_order(len(pool_labels), validation_size, IMAGE_SPLIT_SEED)
     return make_splits(pool_images[:, np.newaxis], pool_labels,
                        test_images[:, np.newaxis], test_labels,
@@ -375,6 +393,25 @@ def pool_size(name):
 def _check_name(name):
     if name not in DATASETS:
         raise ValueError(f'unknown data set {name!r}; choose one of {", ".join(DATASETS)}')
+
+
+def get_dataloader(dataset, batch_size, return_numpy=False, seed=0, device=None):
+    """`cifar10_utils.get_dataloader`, after checking that the data read from disk holds a
+    batch: a copy of a data set smaller than documented (files of 100 images, say) gets
+    past the checks of the settings, which know only the documented size.
+
+    Raises
+    ------
+    CorruptDataError
+        If the training split holds fewer examples than one batch, naming both.
+    """
+    n_train = len(dataset['train']) if 'train' in dataset else None
+    if n_train is not None and isinstance(batch_size, int) and 1 <= n_train < batch_size:
+        raise CorruptDataError(f'the data read holds {n_train} training examples after the '
+                               f'validation split, fewer than one batch of {batch_size}: '
+                               f'pass a smaller --batch_size or --validation_size, or '
+                               f'replace the files with the whole data set')
+    return cifar10_get_dataloader(dataset, batch_size, return_numpy, seed, device)
 
 
 def get_dataset(name, data_dir='data/', validation_size=None, **options):

@@ -8,6 +8,7 @@ import errno
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,8 @@ except ImportError:  # Windows: see FolderLock
 
 NO_ROOM_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 """A full disk, a full quota, a file larger than the file system or a limit allows."""
+INODE_HINT = " (if df shows free space, df -i shows no free inodes: delete many small files)"
+"""Creating a file fails with ENOSPC on a disk with space but no inodes left."""
 
 
 def _current_umask():
@@ -25,6 +28,12 @@ def _current_umask():
     umask = os.umask(0o022)
     os.umask(umask)
     return umask
+
+
+def no_room_advice(error, otherwise):
+    """What to do about ``error``: make room when the disk or the quota is full, else
+    ``otherwise``."""
+    return "free some disk space or write elsewhere" if error.errno in NO_ROOM_ERRORS else otherwise
 
 
 def atomic_write(path, write):
@@ -48,14 +57,14 @@ def atomic_write(path, write):
         os.close(handle)
     except OSError as error:
         raise OSError(error.errno, f"cannot write into {path.parent} ({error.strerror}); "
-                      f"choose a writable folder") from error
+                      f"{no_room_advice(error, 'choose a writable folder')}"
+                      f"{INODE_HINT if error.errno == errno.ENOSPC else ''}") from error
     try:
         write(temporary)
         os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     except OSError as error:
-        advice = ("free some disk space or write elsewhere" if error.errno in NO_ROOM_ERRORS
-                  else "check that the folder is writable")
+        advice = no_room_advice(error, "check that the folder is writable")
         raise OSError(error.errno, f"could not write {path} ({error.strerror or error}); "
                       f"{advice}. Earlier results there are unchanged") from error
     finally:
@@ -70,8 +79,22 @@ def temporary_files(folder, names):
     return [path for name in names for path in folder.glob(f".{name}.*.tmp") if path.is_file()]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: what is being written is finished or dropped, and
+    the command line exits with 143 rather than Ctrl-C's 130."""
+
+
 class FolderBusyError(OSError):
     """Another process holds the lock of a folder."""
+
+
+class LinkOutOfFolderError(OSError):
+    """A file that a run would write is a link, which could lead out of its folder."""
+
+    def __init__(self, path, kind):
+        super().__init__(f"{path} is {kind}, and a run writes only files of its own "
+                         f"folder; delete {path} and run again")
+        self.errno = errno.ELOOP
 
 
 class FolderLock:
@@ -110,7 +133,7 @@ class FolderLock:
             return
         try:
             while self.descriptor is None:
-                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                descriptor = self._open_in_folder()
                 try:
                     fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -124,11 +147,39 @@ class FolderLock:
                     self._write_holder()
                 else:
                     os.close(descriptor)
-        except FolderBusyError:
+        except (FolderBusyError, LinkOutOfFolderError):
             raise
         except OSError as error:
             raise OSError(error.errno, f"cannot lock {self.path.parent} ({error.strerror}); "
                           f"check that the folder is writable") from error
+
+    def _open_in_folder(self):
+        """Open or create ``.lock`` itself, never a file it links to.
+
+        ``O_NOFOLLOW`` refuses a symbolic link (a dangling one too, which would
+        otherwise create its target); a hard link is a second name of a file
+        that may lie anywhere on the same disk, and writing the process ID
+        into it would overwrite that file.
+
+        Raises
+        ------
+        LinkOutOfFolderError
+            If ``.lock`` is a link or anything but a plain file.
+        """
+        try:
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+                                 | getattr(os, 'O_NONBLOCK', 0), 0o666)
+        except OSError as error:
+            if error.errno == errno.ELOOP or self.path.is_symlink():
+                raise LinkOutOfFolderError(self.path, 'a symbolic link') from None
+            raise
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+            os.close(descriptor)
+            kind = ('a hard link to another file' if stat.S_ISREG(status.st_mode)
+                    else 'not a plain file')
+            raise LinkOutOfFolderError(self.path, kind)
+        return descriptor
 
     def _write_holder(self):
         """Write this process's ID into the lock file, if the disk has room for it: the
@@ -153,6 +204,15 @@ class FolderLock:
             os.remove(self.path)
             os.close(self.descriptor)
             self.descriptor = None
+
+
+def printable(text):
+    """``text`` with each character that a terminal would act on (escape codes, carriage
+    returns, newlines) written as a Python escape: for messages that quote a file's content,
+    which could otherwise erase the line and show a message of its own."""
+    return ''.join(character if character.isprintable()
+                   else character.encode('unicode_escape').decode('ascii')
+                   for character in str(text))
 
 
 def strict_json(value):
@@ -192,4 +252,4 @@ def load_json(path):
     try:
         return json.loads(Path(path).read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not a readable JSON file ({error})") from error
+        raise ValueError(f"{path} is not a readable JSON file ({printable(error)})") from error

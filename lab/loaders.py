@@ -12,6 +12,8 @@ import operator
 
 import numpy as np
 
+from lab.downloads import CorruptDataError
+
 
 class ArrayDataset:
     """A labelled data set held in memory as two NumPy arrays.
@@ -152,6 +154,27 @@ def check_validation_size(validation_size, pool_size):
     return operator.index(validation_size)
 
 
+def check_pool_holds(validation_size, pool_size):
+    """Refuse a `validation_size` that leaves nothing to train on, as a data problem.
+
+    The training scripts check their settings against each data set's documented
+    size before loading it; a size that passed there and fails here means the
+    files read hold fewer examples than documented.
+
+    Raises
+    ------
+    CorruptDataError
+        If `validation_size` is a whole number >= `pool_size`.
+    """
+    if (isinstance(validation_size, numbers.Integral) and not isinstance(validation_size, bool)
+            and validation_size >= pool_size > 0):
+        raise CorruptDataError(f'the data read holds {pool_size} training examples, too few '
+                               f'to hold out {validation_size} for validation and train on the '
+                               f'rest (validation_size must be between 0 and {pool_size - 1}): '
+                               f'pass a smaller --validation_size, or replace the files with '
+                               f'the whole data set')
+
+
 def standardise_uint8(raw_images, mean, std):
     """Scale uint8 images to [0, 1] and standardise each channel, as float32.
 
@@ -213,6 +236,7 @@ def make_splits(pool_images, pool_labels, test_images, test_labels, classes, ord
     dict of str to ArrayDataset
         Keys 'train', 'validation', 'test'.
     """
+    check_pool_holds(validation_size, len(pool_labels))
     validation_size = check_validation_size(validation_size, len(pool_labels))
     pool_images, pool_labels = pool_images[order], pool_labels[order]
     if mean is not None:

@@ -1,4 +1,12 @@
-"""Training curves as PNG files."""
+"""Training curves as PNG files.
+
+Importing this module sets matplotlib to draw to files with Agg, whatever the
+environment asks for: an ``MPLBACKEND`` naming no backend (a typo) would
+otherwise stop the import of matplotlib itself, after the training it follows.
+"""
+import os
+
+os.environ['MPLBACKEND'] = 'Agg'
 import matplotlib
 
 matplotlib.use('Agg')  # draw to files; no display needed

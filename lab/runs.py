@@ -21,14 +21,17 @@ import platform
 import signal
 import sys
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from lab.checkpoints import CheckpointError, read_checkpoint, run_name, save_checkpoint
-from lab.fileio import FolderLock, save_json, temporary_files
+from lab.checkpoints import (CheckpointError, check_finite, check_optimizer, check_run_state,
+                             optimizer_hyperparameters, read_checkpoint, run_name,
+                             save_checkpoint, scheduled_lr, set_optimizer_rate)
+from lab.fileio import FolderLock, Terminated, printable, save_json, temporary_files
 from lab.settings import ConfigurationError
 
 METRICS = ('train_loss', 'train_accuracy', 'validation_loss', 'validation_accuracy',
@@ -45,13 +48,34 @@ class DivergenceError(RuntimeError):
 
 
 class StopRequested(Exception):
-    """Ctrl-C asked the run to stop after the current batch."""
+    """Ctrl-C or SIGTERM asked the run to stop after the current batch."""
 
 
-def divergence_advice(lr):
-    """What to do about a diverged run."""
-    return (f"training diverged at learning rate {lr:g}; try a smaller --lr "
-            f"(for example {lr / 10:g})")
+SAFE_LEARNING_RATES = {'sgd': 0.1, 'adam': 0.001}
+"""A learning rate each optimiser trains the data sets here with: the assignment's for SGD,
+PyTorch's default for Adam. Advice after a divergence never suggests more."""
+
+
+def divergence_advice(settings, lr):
+    """What diverged, and what to change, for a run of ``settings`` that diverged while
+    training at learning rate ``lr`` (the schedule's rate of that epoch).
+
+    SGD's L2 decay alone multiplies every weight by ``1 - lr * weight_decay`` a step, which
+    grows without bound once that passes -1; momentum ``m`` lengthens each step about
+    ``1 / (1 - m)`` times. The smaller rate suggested is one tenth of ``lr``, and never
+    more than the optimiser's usual rate.
+    """
+    decay, momentum = settings['weight_decay'], settings['momentum']
+    if settings['optimizer'] == 'sgd' and lr * decay > 1:
+        return (f"training diverged because --weight_decay {decay:g} at learning rate "
+                f"{lr:g} multiplies the weights by {1 - lr * decay:.3g} every step; use a "
+                f"--weight_decay below {1 / lr:.3g}")
+    smaller = min(lr / 10, SAFE_LEARNING_RATES[settings['optimizer']])
+    if momentum:
+        return (f"training diverged at learning rate {lr:g} with --momentum {momentum:g} "
+                f"(steps about {1 / (1 - momentum):.3g} times longer); try a smaller --lr, "
+                f"such as {smaller:g}, or a smaller --momentum")
+    return f"training diverged at learning rate {lr:g}; try a smaller --lr, such as {smaller:g}"
 
 
 class EarlyStopping:
@@ -157,7 +181,7 @@ class EpochProgress:
         if not math.isfinite(loss):
             raise DivergenceError(f"the training loss became {loss} in epoch {self.epoch}, "
                                   f"batch {self.n_batches}: "
-                                  f"{divergence_advice(self.run.settings['lr'])}")
+                                  f"{self.run.divergence_advice()}")
         if self.first_loss is None:
             self.first_loss = loss
         self.loss_sum += loss * n_samples
@@ -219,7 +243,10 @@ class TrainingRun:
         self.epoch_progress = None
         self.started, self.elapsed_before = time.perf_counter(), 0.0
         self.lock = None
-        self._previous_handler = None
+        self._previous_handlers = {}
+        self.stop_signal = None
+        self._fresh_optimizer = optimizer_hyperparameters(parts.get('optimizer'))
+        self._quiet_arithmetic = np.errstate(over='ignore', invalid='ignore', divide='ignore')
 
     @property
     def output_names(self):
@@ -241,23 +268,32 @@ class TrainingRun:
         FolderBusyError
             If another run holds the folder.
         """
-        if self.run_dir is None:
-            self.run_dir = claim_run_folder(self.out_dir, run_name(self.framework, self.settings))
-        self.lock = FolderLock(self.run_dir)
-        self.lock.acquire()
+        self._install_interrupt_handler()  # first: a folder is never left half set up
+        try:
+            if self.run_dir is None:
+                self.run_dir = claim_run_folder(self.out_dir,
+                                                run_name(self.framework, self.settings))
+            self.lock = FolderLock(self.run_dir)
+            self.lock.acquire()
+        except BaseException:
+            self._restore_handlers()
+            raise
         try:
             if self.resume is not None:
                 for path in temporary_files(self.run_dir, self.output_names):
                     path.unlink()
                 self._restore(read_resumable_checkpoint(self.files, self.resume, self.settings))
         except BaseException:
-            self.lock.release()
+            self._close()
             raise
-        self._install_interrupt_handler()
+        # A diverging step overflows before its loss is seen: the one line of
+        # ``DivergenceError`` says so, without NumPy's warnings beside it.
+        self._quiet_arithmetic.__enter__()
         return self
 
     def __exit__(self, kind, error, traceback):
         self.finishing = True
+        self._quiet_arithmetic.__exit__(None, None, None)
         if kind is DivergenceError:
             self.status, self.message = 'diverged', str(error)
             print(f"\n{self.message}. Keeping the best model so far"
@@ -266,10 +302,11 @@ class TrainingRun:
             return True
         if kind is StopRequested:
             self.status = 'interrupted'
-            self.message = f"interrupted by Ctrl-C after {self.epochs_done} complete epochs"
+            self.message = (f"interrupted by {self.stop_signal} after {self.epochs_done} "
+                            f"complete epochs")
             return True
         if kind is not None:  # a second Ctrl-C or an error: keep a record of what finished
-            self.status = 'interrupted' if kind is KeyboardInterrupt else 'failed'
+            self.status = 'interrupted' if issubclass(kind, KeyboardInterrupt) else 'failed'
             self.message = self.message or f"{kind.__name__}: {error}"
             try:
                 self._write_summary(None)
@@ -280,35 +317,44 @@ class TrainingRun:
         return False
 
     def _install_interrupt_handler(self):
-        """Turn the first Ctrl-C into a request to stop after the current batch.
+        """Turn the first Ctrl-C, or SIGTERM (what ``kill``, ``timeout``, Slurm and Docker
+        send), into a request to stop after the current batch.
 
-        A second Ctrl-C interrupts at once, except once training has ended:
-        then every Ctrl-C waits until the results are written (``finish``).
-        Outside the main thread (where signal handlers cannot be set) Ctrl-C
-        keeps its usual effect.
+        A second one interrupts at once, except once training has ended: then
+        every one waits until the results are written (``finish``). The command
+        line exits with 130 after Ctrl-C and 143 after SIGTERM. Outside the main
+        thread (where signal handlers cannot be set) both keep their usual effect.
         """
         def request_stop(signum, frame):
+            name = 'SIGTERM' if signum == signal.SIGTERM else 'Ctrl-C'
+            self.stop_signal = self.stop_signal or name
             if self.finishing:
                 self.stop_requested = True
-                print("\nCtrl-C: writing the results first, then quitting",
+                print(f"\n{name}: writing the results first, then quitting",
                       file=sys.stderr, flush=True)
                 return
             if self.stop_requested:
-                raise KeyboardInterrupt
+                raise Terminated if name == 'SIGTERM' else KeyboardInterrupt
             self.stop_requested = True
-            print("\nCtrl-C: stopping after this batch and saving what is finished "
-                  "(press Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
-        try:
-            self._previous_handler = signal.signal(signal.SIGINT, request_stop)
-        except ValueError:
-            self._previous_handler = None
+            print(f"\n{name}: stopping after this batch and saving what is finished "
+                  f"(press Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous_handlers[signum] = signal.signal(signum, request_stop)
+            except ValueError:
+                pass
+
+    def _restore_handlers(self):
+        """Give Ctrl-C and SIGTERM their earlier effect back."""
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
 
     def _close(self):
-        """Give Ctrl-C its usual effect back and release the folder's lock."""
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)
-            self._previous_handler = None
-        self.lock.release()
+        """Give Ctrl-C and SIGTERM their earlier effect back and release the folder's lock."""
+        self._restore_handlers()
+        if self.lock is not None:
+            self.lock.release()
 
     # -- the epoch loop ------------------------------------------------------------------
 
@@ -354,7 +400,7 @@ class TrainingRun:
             raise DivergenceError(
                 f"the mean training loss of epoch {self.epochs_done + 1} was {train_loss:.3g}, "
                 f"more than {RUNAWAY_FACTOR:,} times the first batch's {self.initial_loss:.3g}: "
-                f"{divergence_advice(self.settings['lr'])}")
+                f"{self.divergence_advice()}")
         metrics = dict(train_loss=train_loss, train_accuracy=train_accuracy,
                        validation_loss=validation_loss,
                        validation_accuracy=validation_accuracy, learning_rate=learning_rate,
@@ -397,20 +443,54 @@ class TrainingRun:
         CheckpointError
             If a part does not fit (an edited or foreign file).
         """
+        state = checkpoint['run']
+        check_run_state(state, METRICS)
+        epochs_done = len(state['logging_dict']['validation_accuracy'])
+        model, optimizer = self.parts['model'], self.parts.get('optimizer')
         try:
+            model.load_state_dict(checkpoint['best_model'])  # its shapes checked, then the last
             for name, part in self.parts.items():
-                if part is not None:
+                if part is not None and name != 'scheduler':
                     part.load_state_dict(checkpoint[name])
-            self.best_state = checkpoint['best_model']
-            state = checkpoint['run']
-            self.logging_dict = {name: list(state['logging_dict'][name]) for name in METRICS}
-            self.stopper.load_state_dict(state['stopper'])
-            self.initial_loss = float(state['initial_loss'])
-            self.elapsed_before = float(state['elapsed_seconds'])
-        except (KeyError, ValueError, TypeError, RuntimeError) as error:
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
             raise CheckpointError(f"not a readable checkpoint: its contents do not fit this "
-                                  f"run ({type(error).__name__}: {error})") from error
+                                  f"run ({type(error).__name__}: "
+                                  f"{printable(error)[:300]})") from None
+        for what in ('model', 'best_model'):
+            check_finite(checkpoint[what], f"{what.replace('_', ' ')} weight")
+        if optimizer is not None:
+            check_finite(optimizer.state_dict(), 'optimiser state')
+            check_optimizer(optimizer, self._fresh_optimizer, checkpoint['settings'],
+                            epochs_done)
+            self._continue_schedule(epochs_done)
+        self.best_state = self.files.copy(checkpoint['best_model'])
+        self.logging_dict = {name: [float(value) for value in state['logging_dict'][name]]
+                             for name in METRICS}
+        self.stopper.load_state_dict(state['stopper'])
+        self.initial_loss = float(state['initial_loss'])
+        self.elapsed_before = float(state['elapsed_seconds'])
         print(f"resuming {self.run_dir} after epoch {self.epochs_done}", flush=True)
+
+    def _continue_schedule(self, epochs_done):
+        """Set the learning rate to that of the next epoch under this run's schedule.
+
+        The schedule is always that of the current ``--epochs``: a run resumed with
+        more epochs goes on as one started with that many would from the same epoch
+        (a cosine rate rises to its place on the longer curve). The schedule is
+        rebuilt from the settings, stepped once per finished epoch, never read
+        from the file.
+        """
+        optimizer, schedule = self.parts['optimizer'], self.parts.get('scheduler')
+        set_optimizer_rate(optimizer, self.settings['lr'])
+        if schedule is not None:
+            with warnings.catch_warnings():  # PyTorch's "step before optimizer.step()"
+                warnings.simplefilter('ignore')
+                for _ in range(epochs_done):
+                    schedule.step()
+
+    def divergence_advice(self):
+        """What diverged in the epoch being trained, and what to change."""
+        return divergence_advice(self.settings, scheduled_lr(self.settings, self.epochs_done))
 
     # -- outputs -------------------------------------------------------------------------
 
@@ -431,10 +511,7 @@ class TrainingRun:
                 self.status = 'completed'
             self._write_summary(test_accuracy)
             if self.plot and self.epochs_done:
-                from lab.plotting import plot_training_curves
-                title = (f"{self.framework} MLP {self.settings['hidden_dims']} on "
-                         f"{self.settings['dataset']}")
-                plot_training_curves(self.logging_dict, self.run_dir, title, self.best_epoch)
+                self._plot()
         finally:
             self._close()
         if test_accuracy is not None:
@@ -444,7 +521,22 @@ class TrainingRun:
             print("no epoch finished, so there is no model to test")
         print(f"results in {self.run_dir}", flush=True)
         if self.stop_requested:
-            raise KeyboardInterrupt
+            raise Terminated if self.stop_signal == 'SIGTERM' else KeyboardInterrupt
+
+    def _plot(self):
+        """Draw the curves; curves that cannot be drawn (a broken matplotlib, a missing
+        font) are one warning line, and the run and its result stand."""
+        try:
+            from lab.plotting import plot_training_curves
+            title = (f"{self.framework} MLP {self.settings['hidden_dims']} on "
+                     f"{self.settings['dataset']}")
+            plot_training_curves(self.logging_dict, self.run_dir, title, self.best_epoch)
+        except OSError:
+            raise
+        except Exception as error:
+            print(f"warning: no curves drawn ({type(error).__name__}: "
+                  f"{printable(str(error).split(chr(10))[0])[:200]}); the results are in "
+                  f"summary.json", file=sys.stderr, flush=True)
 
     def _write_summary(self, test_accuracy):
         summary = {
@@ -484,6 +576,7 @@ def read_resumable_checkpoint(files, path, settings):
     except (KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(f"not a readable checkpoint: {path} holds no settings and log "
                               f"of a run ({type(error).__name__}: {error})") from error
+    check_run_state(checkpoint['run'], METRICS)
     if changed:
         details = ', '.join(f"{key}: saved {saved.get(key)!r}, now {settings[key]!r}"
                             for key in changed)

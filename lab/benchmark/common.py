@@ -2,6 +2,8 @@
 import os
 import platform
 import statistics
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,3 +68,43 @@ def thread_environment(threads):
     """The environment of a child process whose BLAS and OpenMP use ``threads`` threads."""
     names = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
     return {**os.environ, **{name: str(threads) for name in names}}
+
+
+class WorkerError(RuntimeError):
+    """A benchmark's worker process failed; the text is the worker's own last line."""
+
+
+def run_worker(command, **options):
+    """``subprocess.run(command, **options)`` with its output captured as text.
+
+    Raises
+    ------
+    WorkerError
+        If the worker fails, with the last line of its error output (a data file
+        that cannot be read, say) in place of a ``CalledProcessError``.
+    """
+    finished = subprocess.run(command, capture_output=True, text=True, **options)
+    if finished.returncode != 0:
+        lines = finished.stderr.strip().splitlines() or [f"exit status {finished.returncode}"]
+        raise WorkerError(f"a worker process failed: {lines[-1]}")
+    return finished
+
+
+def check_output_file(path):
+    """Check, before anything is measured, that a file can be written at ``path``.
+
+    Raises
+    ------
+    OSError
+        Naming the folder and why not; the folder is created if missing.
+    """
+    folder = Path(path).parent
+    try:
+        if Path(path).is_dir():
+            raise IsADirectoryError(21, 'it is a folder')
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OSError(f"cannot write {path} ({error.strerror or error}); choose a writable "
+                      f"--json path") from None

@@ -14,7 +14,7 @@ from cifar10_utils import get_cifar10, get_dataloader
 from lab import cifar10_files
 from lab.cli import positive_int
 from lab.fileio import save_json
-from lab.benchmark.common import REPOSITORY
+from lab.benchmark.common import REPOSITORY, WorkerError, run_worker
 from lab.benchmark.train import write_random_cifar10
 
 LOAD_SECONDS_TARGET = 2.0
@@ -56,8 +56,7 @@ def measure_load(data_dir, repeats):
     program = 'import sys, benchmark; benchmark.report_load(sys.argv[1])'
     runs = []
     for _ in range(repeats):
-        finished = subprocess.run([sys.executable, '-c', program, str(data_dir)],
-                                  cwd=REPOSITORY, check=True, capture_output=True, text=True)
+        finished = run_worker([sys.executable, '-c', program, str(data_dir)], cwd=REPOSITORY)
         runs.append(json.loads(finished.stdout.splitlines()[-1]))
     return {'load_seconds': statistics.median(run['seconds'] for run in runs),
             'load_cpu_seconds': statistics.median(run['cpu_seconds'] for run in runs),
@@ -185,8 +184,11 @@ def run_data_benchmark(args):
             data_dir = Path(scratch)
             write_random_cifar10(data_dir)
             results['source'] = 'random images in the real format (50000 + 10000)'
+        datasets = get_cifar10(data_dir)  # first, so that a bad file is named at once
+        if args.batch_size > len(datasets['train']):
+            raise WorkerError(f"--batch_size {args.batch_size} is larger than the "
+                              f"{len(datasets['train'])} training images")
         results.update(measure_load(data_dir, args.repeats))
-        datasets = get_cifar10(data_dir)
     results.update(measure_epochs(datasets, args.batch_size, args.repeats))
     print_data_table(results)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
 """`benchmark.py train` and `table`: training epochs of this project and its peers."""
 import collections
+import contextlib
+import io
 import json
 import os
 import pickle
@@ -12,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar10_utils import get_cifar10
 from lab import cifar10_files
 from lab.cli import positive_int
-from lab.fileio import load_json, save_json
+from lab.fileio import load_json, printable, save_json
 from lab.benchmark.common import (BATCH_SIZE, ENTRY_POINT, LEARNING_RATE, N_CLASSES, N_HIDDEN,
-                                  REPOSITORY, SHAPES, interleaved_seconds, machine_facts, summary,
-                                  thread_environment)
+                                  REPOSITORY, SHAPES, interleaved_seconds, machine_facts,
+                                  run_worker, summary, thread_environment)
 
 SWEEP = ((16, 128), (128, 128), (512, 128), (128, 512), (128, 2048))
 """(batch size, hidden width) of the one-step sweep, on 3072 input features."""
@@ -378,11 +381,12 @@ def run_train_benchmark(args):
         if not (Path(cifar_dir) / cifar10_files.CIFAR10_FOLDER).is_dir():
             cifar_dir = str(Path(scratch) / 'data')
             write_random_cifar10(cifar_dir, n_per_batch=2000 if args.quick else 10000)
+        else:
+            get_cifar10(cifar_dir)  # a bad file is named now, not after the first worker
         for label, threads in thread_counts.items():
             command = [sys.executable, str(ENTRY_POINT), 'train-worker', '--threads', str(threads),
                        '--cifar_dir', cifar_dir, *worker_flags(args)]
-            finished = subprocess.run(command, capture_output=True, text=True, check=True,
-                                      env=thread_environment(threads))
+            finished = run_worker(command, env=thread_environment(threads))
             results['runs'][label] = json.loads(finished.stdout.splitlines()[-1])
     results['load_average_end'] = os.getloadavg()[0]
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -497,6 +501,22 @@ def run_table(args):
     except OSError as error:
         sys.exit(f"benchmark.py table: error: cannot read {args.json} ({error.strerror}); "
                  f"run `python benchmark.py train` first")
+    except ValueError as error:
+        sys.exit(f"benchmark.py table: error: {error}")
+    tables = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(tables):
+            print_train_tables(results)
+    except (KeyError, TypeError, ValueError, AttributeError, StopIteration,
+            ZeroDivisionError) as error:
+        sys.exit(f"benchmark.py table: error: {printable(args.json)} is not the JSON of "
+                 f"`python benchmark.py train` ({type(error).__name__}: "
+                 f"{printable(error)[:200]}); pass the file that command wrote")
+    print(tables.getvalue(), end='')
+
+
+def print_train_tables(results):
+    """Print the README's tables from the results of `train`."""
     first_run = next(iter(results['runs'].values()))
     print(f"Measured {results['date']} on {results['processor']}, {results['cpu_count']} "
           f"cores, load average {results['load_average']:.1f} at the start and "

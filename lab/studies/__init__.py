@@ -7,6 +7,7 @@ use: data subsets, the instrumented NumPy and PyTorch training loops and the
 plot helpers. Imports flow one way: ``experiments.py`` -> a study -> ``harness``
 -> the project's modules.
 """
+import lab.plotting  # noqa: F401  first: it makes matplotlib draw to files whatever MPLBACKEND says
 import matplotlib
 
 # Set here, before any study imports pyplot, so that every study draws to files
