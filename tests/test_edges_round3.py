@@ -64,14 +64,20 @@ def make_link(kind, target, link):
 
 
 @pytest.mark.parametrize('script', BOTH_SCRIPTS)
-@pytest.mark.parametrize('kind', ['symlink', 'hard link', 'dangling symlink'])
+@pytest.mark.parametrize('kind', ['symlink', 'hard link', 'dangling symlink', 'FIFO',
+                                  'folder'])
 def test_a_linked_lock_is_refused_and_its_target_untouched(script, kind, finished_runs,
                                                            tmp_path):
     run_dir, checkpoint = copy_of_run(finished_runs, script, tmp_path)
     target = tmp_path / 'precious.txt'
     if kind != 'dangling symlink':
         target.write_text('keep me')
-    make_link('hard link' if kind == 'hard link' else 'symlink', target, run_dir / '.lock')
+    if kind == 'FIFO':
+        os.mkfifo(run_dir / '.lock')
+    elif kind == 'folder':
+        (run_dir / '.lock').mkdir()
+    else:
+        make_link('hard link' if kind == 'hard link' else 'symlink', target, run_dir / '.lock')
     result = run_script(script, '--resume', str(checkpoint), '--epochs', '3', '--no_plot',
                         '--no_progress', cwd=tmp_path)
     assert result.returncode == 2, result.stderr
@@ -441,6 +447,7 @@ def test_experiments_run_under_a_bogus_matplotlib_backend(tmp_path):
 @pytest.mark.parametrize('arguments, expected', [
     (['--lr', '1_0'], "argument --lr: expected a number such as 0.1 or 1e-3, got '1_0'"),
     (['--weight_decay', '0x10'], 'argument --weight_decay: expected a number'),
+    (['--momentum', '０.５'], 'argument --momentum: expected a number'),
     (['--out_dir='], "argument --out_dir: expected the path of a folder, got ''"),
 ])
 def test_flags_take_plain_values_only(arguments, expected, tmp_path):
@@ -732,3 +739,16 @@ def test_a_checkpoint_nested_too_deep_is_refused_in_one_line(finished_runs, tmp_
                         cwd=tmp_path)
     assert result.returncode == 2 and 'RecursionError' in last_line(result)
     assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.parametrize('n_images, pixels, expected', [(0, None, 'holds no images'),
+                                                        (100, 7, 'every pixel of')])
+def test_the_studies_name_empty_or_flat_data(n_images, pixels, expected, tmp_path):
+    """experiments.py turns a CorruptDataError into its one line; the studies' loader raises
+    it for these files (it trains on the spiral first, minutes before it reads them)."""
+    from lab.downloads import CorruptDataError
+    from lab.studies.harness import load_subset
+    data_dir = write_mnist(tmp_path / 'data', n_images, n_images, pixels)
+    (data_dir / 'MNIST').rename(data_dir / 'FashionMNIST')
+    with pytest.raises(CorruptDataError, match=expected):
+        load_subset('fashion_mnist', n_train=50, data_dir=str(data_dir))
