@@ -4,6 +4,8 @@
     python benchmark.py table [--json results/benchmark_train.json]
     python benchmark.py levers [--repeats 7] [--json results/benchmark_levers.json]
     python benchmark.py data  [--repeats 3] [--json results/benchmark_data.json]
+    python benchmark.py grading [--repeats 5] [--batch 10] [--jobs 2]
+    python benchmark.py contention [--busy 0 1 2] [--json results/benchmark_contention.json]
 
 `train` times training epochs (batch 128, learning rate 0.1, float32) of this
 NumPy MLP, this PyTorch MLP on the CPU, a plain PyTorch eager loop and, where
@@ -31,6 +33,9 @@ a product's result with one BLAS thread and with all, element-wise work beside
 a busy core, `SGD.step` against a bare loop, and (where SciPy is installed)
 training epochs with a second OpenBLAS thread pool in the process.
 
+`contention` times epochs of the NumPy MLP, this PyTorch MLP and PyTorch eager beside 0, 1
+and 2 busy processes, on one thread, on all and on the default of lab/threads.py.
+
 `data` measures the data pipeline: loading CIFAR-10 from its extracted
 batches (wall time and peak memory, in a fresh process), and one epoch of
 training batches from our loader against torch's DataLoader over a
@@ -41,7 +46,9 @@ import argparse
 import sys
 
 from lab.benchmark.common import BATCH_SIZE, SHAPES, WorkerError, check_output_file
+from lab.benchmark.contention import add_contention_commands
 from lab.benchmark.data import add_data_command
+from lab.benchmark.grading import add_grading_command
 from lab.benchmark.levers import add_levers_commands
 from lab.benchmark.train import add_train_commands
 from lab.cli import ReaderSafeStream
@@ -51,10 +58,12 @@ from lab.downloads import CorruptDataError
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     subcommands = parser.add_subparsers(title='benchmarks', dest='benchmark', required=True,
-                                        metavar='{train,table,levers,data}')
+                                        metavar='{train,table,levers,data,grading,contention}')
     add_train_commands(subcommands)
     add_levers_commands(subcommands)
     add_data_command(subcommands)
+    add_grading_command(subcommands)
+    add_contention_commands(subcommands)
     args = parser.parse_args(argv)
     if getattr(args, 'n_train', None) is not None and args.n_train < BATCH_SIZE:
         parser.error(f"argument --n_train: must be at least one batch, {BATCH_SIZE}, "

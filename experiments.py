@@ -37,6 +37,7 @@ from lab.studies.numpy_vs_pytorch import numpy_vs_pytorch
 from lab.studies.regression import regression
 from lab.studies.saddle import saddle
 from lab.studies.weight_growth import weight_growth
+from lab.threads import first_layer_product, print_thread_policy
 
 STUDIES = {
     'lr_sweep': lr_sweep,
@@ -153,6 +154,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     check_output_folder(parser, args.out_dir)
+    # The studies' largest product: Fashion-MNIST batches of 128 into 128 units.
+    print_thread_policy(product_size=first_layer_product(128, 28 * 28, [128], 10))
     names = list(STUDIES) if args.study == 'all' else [args.study]
     total_start = time.perf_counter()
     for name in names:

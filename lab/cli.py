@@ -13,9 +13,10 @@ import sys
 
 from lab.checkpoints import CheckpointError, read_checkpoint
 from lab.downloads import CorruptDataError, DownloadError
+from lab.datasets import DATASETS, dataset_shape
 from lab.fileio import LinkOutOfFolderError, Terminated
-from lab.datasets import DATASETS
 from lab.settings import NOT_SETTINGS, ConfigurationError
+from lab.threads import first_layer_product, print_thread_policy
 
 MAX_SEED = 2 ** 32 - 1
 """The largest seed both NumPy's and PyTorch's generators accept."""
@@ -148,6 +149,10 @@ def add_common_arguments(parser, activations):
                         help='do not draw the loss and accuracy curves')
     parser.add_argument('--no_progress', dest='progress', action='store_false',
                         help='no progress bar, only one line per epoch')
+    parser.add_argument('--threads', default=None, type=positive_int,
+                        help='threads for the matrix products (BLAS, PyTorch); '
+                             'OMP_NUM_THREADS and the like, when set, win (default: one '
+                             'per free CPU, one for small products; see docs/speed.md)')
 
 
 def saved_settings_as_flags(parser, settings):
@@ -275,7 +280,12 @@ def run_command_line(parser, train, files, argv=None):
     except ValueError:  # not the main thread, where only the default handling is possible
         previous_handler = None
     try:
-        train(**vars(parse_arguments(parser, argv, files)))
+        args = parse_arguments(parser, argv, files)
+        threads = vars(args).pop('threads')
+        n_inputs, n_classes, _ = dataset_shape(args.dataset)
+        print_thread_policy(threads, first_layer_product(args.batch_size, n_inputs,
+                                                         args.hidden_dims, n_classes))
+        train(**vars(args))
     except (ConfigurationError, CheckpointError) as error:
         parser.error(str(error))
     except LinkOutOfFolderError as error:

@@ -7,6 +7,7 @@
 - ``mirror_pair``, ``cross_entropy_losses`` and ``assert_mirrors_agree``: a NumPy MLP
   and its PyTorch copy, and the check that they compute the same outputs, loss and
   gradients.
+- ``suite_thread_policy``: the training scripts' thread policy, for the whole suite.
 """
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import mlp_numpy
 import mlp_pytorch
 from lab.datasets import DEBIAN_FASHION_MNIST_DIR
 from lab.mirror import copy_numpy_to_torch
+from lab.threads import THREAD_VARIABLES, apply_thread_policy, first_layer_product
 from modules import SoftmaxCrossEntropyModule
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,6 +33,19 @@ needs_fashion_mnist = pytest.mark.skipif(
     not DEBIAN_FASHION_MNIST_DIR.exists(),
     reason="Debian's dataset-fashion-mnist is not installed "
            "(apt-get install dataset-fashion-mnist)")
+
+
+@pytest.fixture(scope='session', autouse=True)
+def suite_thread_policy():
+    """The scripts' thread policy (lab/threads.py) for the suite's largest product, Fashion-MNIST
+    batches of 128 into 128 units: set in this process, and in the environment of every script
+    and notebook kernel a test starts, so a busy machine does not slow the suite many times."""
+    choice = apply_thread_policy(product_size=first_layer_product(128, 28 * 28, [128], 10))
+    with pytest.MonkeyPatch.context() as patch:
+        if choice.source == 'policy':
+            for name in THREAD_VARIABLES:
+                patch.setenv(name, str(choice.threads))
+        yield choice
 
 
 def rel_error(x, y, floor=1e-12):

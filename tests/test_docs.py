@@ -44,7 +44,8 @@ def targets_of(path):
 
 
 def broken(path, target, root=REPO):
-    """Why the relative ``target`` of a link in ``path`` does not resolve inside ``root``, or None."""
+    """Why the relative ``target`` of a link in ``path`` does not resolve inside ``root``,
+    or None."""
     file_part, _, fragment = target.partition('#')
     destination = (path.parent / file_part).resolve() if file_part else path
     if not destination.exists():

@@ -1,0 +1,346 @@
+"""The command line of ``grade.py``: one submission, a folder of them, or the template.
+
+    python grade.py PATH                  # one folder or .zip: print its report
+    python grade.py PATH --format json    # the report as one JSON object
+    python grade.py PATH --format gradescope --out /autograder/results
+    python grade.py SUBMISSIONS/ --jobs 2 --out grades/
+    python grade.py --template practice/
+
+Exit codes: 0 when graded (whatever the score), 2 for a path, a zip or a rubric
+that cannot be used (one line saying why), 130 after Ctrl-C, 143 after SIGTERM.
+"""
+import argparse
+import concurrent.futures
+import multiprocessing
+import re
+import signal
+import stat
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from lab.cli import ReaderSafeStream
+from lab.fileio import atomic_write
+from lab.grading.report import (class_summary, format_class_summary, format_json,
+                                format_text, gradescope_results, write_grades_csv, write_json)
+from lab.grading.sandbox import MAX_SOURCE_BYTES, Limits, bubblewrap
+from lab.grading.template import write_template
+
+STUDENT_FILES = ('modules.py', 'mlp_numpy.py', 'mlp_pytorch.py')
+YEARS = (2023, 2024, 2025)
+MAX_ZIP_MEMBERS = 2000
+MAX_ZIP_BYTES = 20 * 2 ** 20
+"""What is extracted of a zip, in all: its .py files only, each at most MAX_SOURCE_BYTES."""
+
+
+class SubmissionError(ValueError):
+    """A submission that cannot be graded at all (an unreadable or unsafe zip)."""
+
+
+def extract_zip(archive, folder):
+    """Extract the ``.py`` files of ``archive`` into ``folder``; return the folder to grade.
+
+    Safe against hostile archives: a member whose path is absolute or climbs
+    out with ``..``, or is a link, is refused; bytes are counted as they are
+    decompressed (the sizes the archive announces are not trusted), so a zip
+    bomb stops at ``MAX_SOURCE_BYTES`` per file and ``MAX_ZIP_BYTES`` in all.
+    Returns the extracted folder holding most of the student's files (a zip
+    often holds one folder with them), the top when none is there.
+
+    Raises
+    ------
+    SubmissionError
+        For a file that is not a zip, or one that is unsafe, naming the member.
+    """
+    folder = Path(folder)
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            members = bundle.infolist()
+            if len(members) > MAX_ZIP_MEMBERS:
+                raise SubmissionError(f"{archive} holds {len(members)} files, more than "
+                                      f"{MAX_ZIP_MEMBERS}: not a submission")
+            extracted = 0
+            for member in members:
+                target = _member_target(member, folder)
+                if target is not None:
+                    extracted += _extract_member(bundle, member, target, MAX_ZIP_BYTES - extracted)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as error:
+        raise SubmissionError(f"{archive} cannot be read as a zip ({error})") from None
+    return _submission_folder(folder)
+
+
+def _member_target(member, folder):
+    """Where a zip member goes in ``folder``, or None for one that is skipped."""
+    path = PurePosixPath(member.filename.replace('\\', '/'))
+    if path.is_absolute() or '..' in path.parts or re.match(r'^[A-Za-z]:', member.filename):
+        raise SubmissionError(f"the zip member {member.filename!r} would land outside the "
+                              f"folder: refused")
+    if stat.S_ISLNK(member.external_attr >> 16):
+        raise SubmissionError(f"the zip member {member.filename!r} is a link: refused")
+    if (member.is_dir() or path.suffix != '.py' or '__MACOSX' in path.parts
+            or any(part.startswith('.') for part in path.parts)):
+        return None
+    return folder.joinpath(*path.parts)
+
+
+def _extract_member(bundle, member, target, budget):
+    """Copy one member, counting its bytes; return how many were written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with bundle.open(member) as source, open(target, 'wb') as sink:
+        while chunk := source.read(65536):
+            written += len(chunk)
+            if written > MAX_SOURCE_BYTES or written > budget:
+                raise SubmissionError(
+                    f"the zip member {member.filename!r} unpacks to more than "
+                    f"{min(MAX_SOURCE_BYTES, budget) // 2 ** 10} KiB: refused (a zip bomb?)")
+            sink.write(chunk)
+    return written
+
+
+def _submission_folder(root):
+    """The folder under ``root`` that holds most of the student's files, shallowest first."""
+    candidates = [root, *(path for path in sorted(root.rglob('*')) if path.is_dir())]
+    return max(candidates, key=lambda folder: (sum((folder / name).is_file()
+                                                   for name in STUDENT_FILES),
+                                               -len(folder.parts)))
+
+
+def is_batch(path):
+    """Whether ``path`` is a folder of submissions rather than one submission.
+
+    One submission holds ``.py`` files (or nothing at all); a folder of them
+    holds sub-folders or zips and no ``.py`` file of its own.
+    """
+    path = Path(path)
+    if not path.is_dir() or any(path.glob('*.py')):
+        return False
+    return bool(batch_entries(path))
+
+
+def batch_entries(folder):
+    """The submissions in ``folder``: its sub-folders and zips, by name."""
+    return [entry for entry in sorted(Path(folder).iterdir())
+            if not entry.name.startswith(('.', '__'))
+            and (entry.is_dir() or entry.suffix.lower() == '.zip')]
+
+
+def submission_name(path, taken=()):
+    """A submission's name: its folder's or zip's name without the extension, or with it
+    where a folder of ``taken`` names already has that name."""
+    path = Path(path)
+    if path.suffix.lower() == '.zip' and path.stem not in taken:
+        return path.stem
+    return path.resolve().name
+
+
+def grade_path(path, year=None, rubric_path=None, limits=None, name=None):
+    """Grade one submission, a folder or a zip; return its report as a JSON-ready dict,
+    named ``name`` (by default ``submission_name(path)``).
+
+    A zip that cannot be used is graded as an empty submission (0 points,
+    each item naming its missing file), with the reason among its problems.
+    """
+    from lab.grading.grader import grade_submission  # the grader imports torch: only here
+    from lab.grading.rubric import load_rubric
+    rubric = load_rubric(rubric_path) if rubric_path else None
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix='submission-') as scratch:
+        folder, problems = path, []
+        if path.is_file():
+            try:
+                folder = extract_zip(path, Path(scratch))
+            except SubmissionError as error:
+                folder, problems = Path(scratch), [str(error)]
+        report = grade_submission(folder, year=year, rubric=rubric, limits=limits).to_json()
+    report['submission'] = name or submission_name(path)
+    report['problems'] = problems + list(report.get('problems', []))
+    return report
+
+
+def _grade_in_worker(path, name, year, rubric_path, limits):
+    """A batch's unit of work: never raises, so one submission cannot stop the batch."""
+    started = time.monotonic()
+    try:
+        return grade_path(path, year, rubric_path, limits, name)
+    except Exception as error:  # a grader bug must cost one row, not the batch
+        return {'submission': name, 'year': year, 'total': 0, 'max_total': 0,
+                'items': [], 'elapsed_s': time.monotonic() - started,
+                'problems': [f"the grader failed on this submission: "
+                             f"{type(error).__name__}: {error}"]}
+
+
+def _start_worker():
+    """A worker stops on SIGTERM as on Ctrl-C: killing the student code it runs."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def grade_batch(folder, out_dir, jobs, year=None, rubric_path=None, limits=None,
+                output_format='json', progress=True):
+    """Grade every submission in ``folder`` with ``jobs`` processes; write the results.
+
+    Writes into ``out_dir``: ``grades.csv``, ``feedback/<submission>.json``
+    for each submission (as soon as it is graded), ``class_summary.txt`` and
+    ``class_summary.json``; after Ctrl-C or SIGTERM, those of the submissions
+    graded so far. Returns the reports, in the order of the names.
+    """
+    from tqdm import tqdm
+    entries = batch_entries(folder)
+    folders = {entry.name for entry in entries if entry.is_dir()}
+    names = {entry: submission_name(entry, folders) for entry in entries}
+    out_dir = Path(out_dir)
+    (out_dir / 'feedback').mkdir(parents=True, exist_ok=True)
+    reports = {}
+    context = multiprocessing.get_context('spawn')  # no fork of a process holding threads
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                                  initializer=_start_worker)
+    futures = {pool.submit(_grade_in_worker, entry, names[entry], year, rubric_path, limits):
+               entry for entry in entries}
+    try:
+        for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
+                           unit='submission', disable=not progress):
+            report = future.result()
+            reports[futures[future]] = report
+            feedback = gradescope_results(report) if output_format == 'gradescope' else report
+            write_json(out_dir / 'feedback' / f"{report['submission']}.json", feedback)
+        pool.shutdown()
+    except BaseException:
+        # Stop the workers now (each kills the student code it runs), not after their
+        # current submissions: ProcessPoolExecutor has no public way before Python 3.14.
+        for process in list(getattr(pool, '_processes', {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        graded = [reports[entry] for entry in entries if entry in reports]
+        write_grades_csv(out_dir / 'grades.csv', graded)
+        summary = class_summary(graded)
+        write_json(out_dir / 'class_summary.json', summary)
+        text = format_class_summary(summary) + '\n'
+        atomic_write(out_dir / 'class_summary.txt',
+                     lambda temporary: Path(temporary).write_text(text))
+    return graded
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='grade.py', description="Grade the assignment's modules.py, mlp_numpy.py and "
+                                     "mlp_pytorch.py, naming each mistake.")
+    parser.add_argument('path', nargs='?', metavar='PATH',
+                        help='a submission (a folder or a .zip), or a folder of submissions')
+    parser.add_argument('--year', type=int, choices=YEARS, default=None,
+                        help="the assignment's year (default: detected from the signatures)")
+    parser.add_argument('--format', dest='output_format', default='text',
+                        choices=('text', 'json', 'gradescope'),
+                        help='text: the report to read; json: one JSON object; gradescope: '
+                             'results.json in --out (default: text)')
+    parser.add_argument('--jobs', type=_positive_int, default=1,
+                        help='submissions graded at once, for a folder of them (default: 1)')
+    parser.add_argument('--out', default=None, metavar='DIR',
+                        help='where a batch writes grades.csv, feedback/ and the class '
+                             'summary (default: grades/), and where gradescope writes '
+                             'results.json (default: the current folder)')
+    parser.add_argument('--rubric', default=None, metavar='FILE',
+                        help='a rubric.toml with the items and their points (default: '
+                             "the grader's own)")
+    parser.add_argument('--timeout', type=float, default=Limits.wall_s, metavar='SECONDS',
+                        help=f'wall-clock seconds a submission may run (default: '
+                             f'{Limits.wall_s:g})')
+    parser.add_argument('--sandbox', action='store_true',
+                        help='run student code under bubblewrap: no network, and a file '
+                             'system of only the Python runtime and the submission')
+    parser.add_argument('--template', default=None, metavar='OUT',
+                        help="write the student's starting files into OUT and exit")
+    parser.add_argument('--no_progress', dest='progress', action='store_false',
+                        help='no progress bar for a batch')
+    return parser
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    sys.stdout = ReaderSafeStream(sys.stdout)  # `... | head` ends the output, not the grading
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return run(parser, args)
+    except KeyboardInterrupt:
+        print('\ninterrupted: the submissions graded so far are written', file=sys.stderr)
+        sys.exit(130)
+    except Terminated:
+        print('\nterminated: the submissions graded so far are written', file=sys.stderr)
+        sys.exit(143)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: stop as Ctrl-C would, with the submissions graded so far written."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def run(parser, args):
+    """Do what the parsed command line asks."""
+    if args.template is not None:
+        if args.path is not None:
+            parser.error('--template writes the starting files; give it no PATH')
+        try:
+            written = write_template(args.template)
+        except (FileExistsError, OSError) as error:
+            parser.error(f"--template: {error}")
+        print(f"wrote {', '.join(str(path) for path in written)}: fill them in, then run "
+              f"python grade.py {args.template}")
+        return 0
+    if args.path is None:
+        parser.error('give a submission (a folder or a .zip) or a folder of them, or '
+                     '--template OUT')
+    path = Path(args.path)
+    if not path.exists():
+        parser.error(f"{path} does not exist; give a submission folder, a .zip or a folder "
+                     f"of submissions")
+    if path.is_file() and not zipfile.is_zipfile(path):
+        parser.error(f"{path} is neither a folder nor a .zip file")
+    if args.rubric is not None:
+        from lab.grading.rubric import RubricError, load_rubric
+        try:
+            load_rubric(args.rubric)
+        except RubricError as error:
+            parser.error(f"--rubric: {error}")
+    if args.sandbox and bubblewrap() is None:
+        parser.error("--sandbox needs bubblewrap (bwrap): install the package 'bubblewrap', "
+                     "or grade without --sandbox")
+    if args.timeout <= 0:
+        parser.error(f"--timeout must be more than 0 seconds, got {args.timeout:g}")
+    limits = Limits(wall_s=args.timeout, sandbox=args.sandbox)
+    if is_batch(path):
+        out_dir = Path(args.out or 'grades')
+        reports = grade_batch(path, out_dir, args.jobs, args.year, args.rubric, limits,
+                              args.output_format, args.progress)
+        print(format_class_summary(class_summary(reports)))
+        print(f"\nwrote {out_dir / 'grades.csv'}, {out_dir / 'feedback'}/ and "
+              f"{out_dir / 'class_summary.txt'}")
+        return 0
+    report = grade_path(path, args.year, args.rubric, limits)
+    if args.output_format == 'json':
+        print(format_json(report))
+    elif args.output_format == 'gradescope':
+        out_dir = Path(args.out or '.')
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / 'results.json', gradescope_results(report))
+        print(f"wrote {out_dir / 'results.json'}: {report['total']:g} / "
+              f"{report['max_total']:g}")
+    else:
+        print(format_text(report))
+    return 0

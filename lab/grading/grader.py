@@ -1,0 +1,237 @@
+"""Grade one submission: read its files, run the probes in isolation, judge every item.
+
+``grade_submission(folder)`` is the whole job for one student's folder:
+
+1. read the three files as text, without running them, for file-level problems (a
+   missing file, a syntax error, a merge-conflict marker, a stray import, a name
+   removed in NumPy 2) and for the assignment's year (``ELUModule()`` is 2023's,
+   ``ELUModule(alpha)`` 2024's and 2025's);
+2. run ``probes.py`` on the folder through ``sandbox.run_probes``: a process of its
+   own with limits, which sends back data only;
+3. compare that data with the reference, item by item (:mod:`lab.grading.items`).
+"""
+import ast
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lab.grading import items as grading_items
+from lab.grading.rubric import load_rubric
+
+STUDENT_FILES = ('modules.py', 'mlp_numpy.py', 'mlp_pytorch.py')
+DEFAULT_YEAR = 2025
+"""The year assumed when the files do not tell (no ELUModule to read)."""
+
+MERGE_MARKER = re.compile(r'^(<{7}|>{7})( |$)|^={7}$')
+AUTO_IMPORT_MODULES = {'filecmp', 'turtle', 'tkinter', 'pydoc', 'idlelib', 'this', 'doctest',
+                       'unittest.mock', 'pyexpat', 'xml.dom', 'email', 'curses', 'ast',
+                       'numpy.lib.function_base', 'sre_constants', 'builtins'}
+"""Modules an editor's auto-import tends to pull a name from; nothing here needs them."""
+
+ASSIGNMENT_NAMES = {'clear_cache', 'forward', 'backward', 'MLP', 'LinearModule', 'ELUModule',
+                    'SoftMaxModule', 'CrossEntropyModule', 'params', 'grads'}
+REMOVED_NUMPY_NAMES = {'float_': 'np.float64', 'NaN': 'np.nan', 'Inf': 'np.inf',
+                       'NINF': '-np.inf', 'PINF': 'np.inf', 'product': 'np.prod',
+                       'cumproduct': 'np.cumprod', 'alltrue': 'np.all', 'sometrue': 'np.any',
+                       'asfarray': 'np.asarray(x, dtype=float)', 'float': 'float',
+                       'int': 'int', 'bool': 'bool', 'object': 'object', 'complex_':
+                       'np.complex128', 'string_': 'np.bytes_', 'unicode_': 'np.str_',
+                       'row_stack': 'np.vstack', 'in1d': 'np.isin', 'trapz': 'np.trapezoid'}
+"""NumPy names that NumPy 2 (or 1.24) removed, and what to write instead."""
+
+
+@dataclass
+class ItemResult:
+    """One graded item of one submission."""
+    id: str
+    name: str
+    points: float
+    max_points: float
+    passed: bool
+    diagnosis: str
+    visibility: str = 'visible'
+    group: str = ''
+    mistake: str = ''
+
+
+@dataclass
+class Report:
+    """The grade of one submission: every item, the total and file-level problems."""
+    items: list
+    total: float
+    max_total: float
+    year: int
+    problems: list = field(default_factory=list)
+    submission: str = ''
+    elapsed_s: float = 0.0
+    year_source: str = 'detected'
+
+    def to_json(self):
+        """A dict of plain JSON values (``json.dumps(report.to_json())``)."""
+        return {'submission': self.submission, 'year': self.year,
+                'year_source': self.year_source, 'total': self.total,
+                'max_total': self.max_total, 'problems': list(self.problems),
+                'elapsed_s': round(self.elapsed_s, 3),
+                'items': [asdict(item) for item in self.items]}
+
+
+# -- reading the files -----------------------------------------------------------------------
+
+def file_problems(folder):
+    """File-level problems of a submission, one line each, found without running it."""
+    problems = []
+    for name in STUDENT_FILES:
+        path = Path(folder) / name
+        if not path.is_file():
+            problems.append(f'{name} is missing: the items that need it get 0 points')
+            continue
+        try:
+            source = path.read_text(encoding='utf-8')
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(f'{name} cannot be read as UTF-8 text: {error}')
+            continue
+        problems.extend(source_problems(name, source))
+    return problems
+
+
+def source_problems(name, source):
+    """Merge markers, syntax errors, stray imports and removed NumPy names in ``source``."""
+    problems = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        if MERGE_MARKER.match(line):
+            problems.append(f'{name} line {number}: a merge-conflict marker '
+                            f'{line.strip()[:20]!r}: resolve the conflict and delete the '
+                            f'marker lines')
+            break
+    try:
+        tree = ast.parse(source, filename=name)
+    except SyntaxError as error:
+        if not problems:
+            problems.append(f'{name} line {error.lineno}: syntax error: {error.msg}')
+        return problems
+    for node in ast.walk(tree):
+        problems.extend(import_problems(name, node))
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in ('np', 'numpy') and node.attr in REMOVED_NUMPY_NAMES):
+            problems.append(f'{name} line {node.lineno}: np.{node.attr} is gone in NumPy 2 '
+                            f'(or 1.24); use {REMOVED_NUMPY_NAMES[node.attr]}')
+    return problems
+
+
+def import_problems(name, node):
+    """A stray import of torch in modules.py, or an editor's auto-import, in ``node``."""
+    if isinstance(node, ast.Import):
+        imported = [alias.name for alias in node.names]
+        names = []
+    elif isinstance(node, ast.ImportFrom):
+        imported = [node.module or '']
+        names = [alias.name for alias in node.names]
+    else:
+        return []
+    problems = []
+    if name == 'modules.py' and any(module.split('.')[0] == 'torch' for module in imported):
+        problems.append(f'{name} line {node.lineno}: imports torch; the NumPy layers must '
+                        f'not need PyTorch (a stray import: delete it)')
+    module = imported[0]
+    if names and (module in AUTO_IMPORT_MODULES or set(names) & ASSIGNMENT_NAMES) and not (
+            module in ('modules', 'mlp_numpy', 'numpy', 'torch') or module.startswith('torch')):
+        problems.append(f'{name} line {node.lineno}: `from {module} import '
+                        f'{", ".join(names)}` looks like an editor\'s auto-import; delete it')
+    return problems
+
+
+def detect_year(folder):
+    """The assignment's year from ELUModule's constructor: 2023 without alpha, else 2025.
+
+    2024 and 2025 share their templates, so 2025 stands for both. Returns
+    ``(year, how)`` with ``how`` a few words for the report.
+    """
+    path = Path(folder) / 'modules.py'
+    try:
+        tree = ast.parse(path.read_text(encoding='utf-8'))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return DEFAULT_YEAR, 'assumed: modules.py cannot be read'
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == 'ELUModule':
+            init = next((item for item in node.body if isinstance(item, ast.FunctionDef)
+                         and item.name == '__init__'), None)
+            if init is None:
+                return 2023, 'detected: ELUModule() takes no alpha'
+            arguments = [argument.arg for argument in init.args.args[1:]]
+            arguments += [argument.arg for argument in init.args.kwonlyargs]
+            if arguments:
+                return DEFAULT_YEAR, 'detected: ELUModule(alpha), as in 2024 and 2025'
+            return 2023, 'detected: ELUModule() takes no alpha'
+    return DEFAULT_YEAR, 'assumed: modules.py defines no ELUModule'
+
+
+# -- grading ---------------------------------------------------------------------------------
+
+def grade_submission(path, year=None, rubric=None, limits=None):
+    """Grade the submission in folder ``path``; return a :class:`Report`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder holding the student's modules.py, mlp_numpy.py and mlp_pytorch.py
+        (any may be missing). Zip files are unpacked by the caller.
+    year : int, optional
+        2023, 2024 or 2025; detected from ELUModule's signature when None.
+    rubric : Rubric, optional
+        ``load_rubric()`` when None.
+    limits : sandbox.Limits, optional
+        The sandbox's defaults when None.
+    """
+    from lab.grading import sandbox
+    started = time.perf_counter()
+    folder = Path(path)
+    rubric = load_rubric() if rubric is None else rubric
+    if year is None:
+        year, year_source = detect_year(folder)
+    else:
+        year_source = 'given'
+    problems = file_problems(folder)
+    item_ids = rubric.ids()
+    arguments = ['--only', *grading_items.probes_for(item_ids)]
+    arrays, meta, run_problem = {}, {}, None
+    run = sandbox.run_probes(folder, year, limits=limits, probe_arguments=arguments)
+    try:
+        run_problem = run.problem
+        if run.results_path is not None:
+            try:
+                arrays, meta = sandbox.load_results(run.results_path)
+            except sandbox.ResultsError as error:
+                run_problem = f'its results could not be read: {error}'
+    finally:
+        run.cleanup()
+    if run_problem:
+        problems.append(f'the probe run: {run_problem}')
+    results = grading_items.ProbeResults(arrays, meta, run_problem)
+    for function, note in results.signature_notes().items():
+        problems.append(f'{function}: changed required signature: {note}')
+    verdicts = grading_items.grade_items(item_ids, results,
+                                         grading_items.Reference(year))
+    report_items = [ItemResult(item.id, item.name, item.points if verdicts[item.id].passed
+                               else 0.0, item.points, verdicts[item.id].passed,
+                               verdicts[item.id].diagnosis, item.visibility,
+                               item.name.split(':')[0].split('.')[0],
+                               verdicts[item.id].mistake)
+                    for item in rubric.items]
+    return Report(items=report_items, total=sum(item.points for item in report_items),
+                  max_total=rubric.max_total, year=year, problems=problems,
+                  submission=folder.name, elapsed_s=time.perf_counter() - started,
+                  year_source=year_source)
+
+
+def format_report(report):
+    """The report as text: one line per item, the diagnosis under each lost point."""
+    lines = [f'{report.submission}: {report.total:g} / {report.max_total:g} points '
+             f'(assignment of {report.year}, {report.year_source})']
+    lines += [f'  problem: {problem}' for problem in report.problems]
+    for item in report.items:
+        mark = 'ok  ' if item.passed else 'LOST'
+        lines.append(f'  {mark} {item.points:g}/{item.max_points:g}  {item.name}')
+        if item.diagnosis:
+            lines.append(f'         {item.diagnosis}')
+    return '\n'.join(lines)

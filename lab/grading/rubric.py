@@ -1,0 +1,90 @@
+"""The rubric: which items are graded, their points and their visibility, read from TOML.
+
+Course staff edit ``rubric.toml`` (beside this file) or pass their own file. Each item's
+``id`` names a check of :mod:`lab.grading.items`; the rest is theirs to change.
+"""
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.grading.items import ITEM_CHECKS
+
+DEFAULT_RUBRIC = Path(__file__).with_name('rubric.toml')
+VISIBILITIES = ('visible', 'hidden', 'after_due_date', 'after_published')
+"""Gradescope's visibility values."""
+
+
+class RubricError(ValueError):
+    """A rubric file that cannot be used; the message names the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class RubricItem:
+    """One graded item: the check's id, its name in reports, points and visibility."""
+    id: str
+    name: str
+    points: float
+    visibility: str = 'visible'
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """The graded items, in report order."""
+    items: tuple
+
+    @property
+    def max_total(self):
+        return sum(item.points for item in self.items)
+
+    def ids(self):
+        return [item.id for item in self.items]
+
+
+def load_rubric(path=None):
+    """Read a rubric TOML file (the default one when ``path`` is None).
+
+    Raises
+    ------
+    RubricError
+        For a missing or malformed file, an unknown item id, a repeated id,
+        negative points or an unknown visibility, naming the item.
+    """
+    path = Path(DEFAULT_RUBRIC if path is None else path)
+    try:
+        with open(path, 'rb') as stream:
+            data = tomllib.load(stream)
+    except FileNotFoundError:
+        raise RubricError(f'rubric file {path} not found; give an existing .toml file') from None
+    except tomllib.TOMLDecodeError as error:
+        raise RubricError(f'rubric file {path} is not valid TOML: {error}') from None
+    entries = data.get('item')
+    if not isinstance(entries, list) or not entries:
+        raise RubricError(f'rubric file {path} has no [[item]] tables; see '
+                          f'{DEFAULT_RUBRIC.name} for the format')
+    items, seen = [], set()
+    for number, entry in enumerate(entries, start=1):
+        items.append(_item(entry, number, path, seen))
+    return Rubric(tuple(items))
+
+
+def _item(entry, number, path, seen):
+    item_id = entry.get('id')
+    where = f'rubric file {path}, item {number}'
+    if item_id not in ITEM_CHECKS:
+        raise RubricError(f'{where}: unknown id {item_id!r}; known ids: '
+                          f'{", ".join(ITEM_CHECKS)}')
+    if item_id in seen:
+        raise RubricError(f'{where}: id {item_id!r} appears twice; keep one')
+    seen.add(item_id)
+    points = entry.get('points', 1)
+    if isinstance(points, bool) or not isinstance(points, (int, float)) or points < 0:
+        raise RubricError(f'{where} ({item_id}): points must be a number >= 0, got {points!r}')
+    visibility = entry.get('visibility', 'visible')
+    if visibility not in VISIBILITIES:
+        raise RubricError(f'{where} ({item_id}): visibility must be one of '
+                          f'{", ".join(VISIBILITIES)}, got {visibility!r}')
+    unknown = set(entry) - {'id', 'name', 'points', 'visibility'}
+    if unknown:
+        raise RubricError(f'{where} ({item_id}): unknown keys {sorted(unknown)}; an item has '
+                          f'id, name, points and visibility')
+    return RubricItem(item_id, str(entry.get('name', item_id)), float(points), visibility)
