@@ -304,6 +304,10 @@ def test_idx_headers_beyond_the_documented_size_are_refused_before_reading(split
         get_mnist(data_dir, validation_size=5)
 
 
+EMPTY_TEST_BATCH = __import__('pickle').dumps(
+    {b'data': np.zeros((0, 3072), np.uint8), b'labels': np.zeros(0, np.int64)}, protocol=4)
+"""A test_batch of no images, as Python 3 pickles one."""
+
 SMALL_DATA = {
     'CIFAR-10 of 100 images a batch': (
         'cifar10', lambda data_dir: write_cifar(data_dir, 100), [],
@@ -313,7 +317,7 @@ SMALL_DATA = {
                                                                  '--batch_size', '1000'],
         'holds 400 training examples after the validation split, fewer than one batch'),
     'an empty test_batch': (
-        'cifar10', lambda data_dir: write_cifar(data_dir, 20, test_batch=cifar_batch(0)),
+        'cifar10', lambda data_dir: write_cifar(data_dir, 20, test_batch=EMPTY_TEST_BATCH),
         ['--validation_size', '10'], r"test_batch is not a CIFAR-10 batch"),
     'IDX files of 100 images': (
         'mnist', lambda data_dir: write_mnist(data_dir, 100, 100), [],
@@ -413,8 +417,9 @@ def test_a_pickled_object_in_a_pt_checkpoint_is_refused_in_one_safe_line(finishe
 @pytest.mark.parametrize('closed', ['stdout', 'stderr'])
 def test_training_does_not_need_its_output_streams(closed, tmp_path):
     descriptor = 1 if closed == 'stdout' else 2
-    command = [sys.executable, str(REPO / 'train_mlp_numpy.py'), *SPIRAL_RUN, '--epochs', '2',
-               '--no_plot', '--out_dir', str(tmp_path / 'out')]
+    command = [sys.executable, str(REPO / 'train_mlp_numpy.py'), '--dataset', 'spiral',
+               '--hidden_dims', '8', '--epochs', '2', '--no_plot',  # with the progress bar
+               '--out_dir', str(tmp_path / 'out')]
     result = subprocess.run(command, cwd=tmp_path, timeout=120, pass_fds=(),
                             preexec_fn=lambda: os.close(descriptor),
                             stdout=subprocess.DEVNULL if closed == 'stderr' else None,
