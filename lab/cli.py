@@ -44,8 +44,9 @@ def seed(text):
     return value
 
 
-DECIMAL_LITERAL = re.compile(r'[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?')
-"""A plain decimal number: ``float`` alone would also take '1_0' (10), 'inf' and 'nan'."""
+DECIMAL_LITERAL = re.compile(r'[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?')
+"""A plain decimal number: ``float`` alone would also take '1_0' (10), 'inf', 'nan' and
+digits of other scripts ('１０')."""
 
 
 def decimal_number(text):

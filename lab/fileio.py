@@ -92,8 +92,8 @@ class LinkOutOfFolderError(OSError):
     """A file that a run would write is a link, which could lead out of its folder."""
 
     def __init__(self, path, kind):
-        super().__init__(f"{path} is {kind}, and a run writes only files of its own "
-                         f"folder; delete {path} and run again")
+        super().__init__(f"{path} is {kind}, not a plain file of the run's own (a run never "
+                         f"writes through a link); delete {path} and run again")
         self.errno = errno.ELOOP
 
 
@@ -172,6 +172,8 @@ class FolderLock:
         except OSError as error:
             if error.errno == errno.ELOOP or self.path.is_symlink():
                 raise LinkOutOfFolderError(self.path, 'a symbolic link') from None
+            if error.errno == errno.EISDIR:
+                raise LinkOutOfFolderError(self.path, 'a folder') from None
             raise
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:

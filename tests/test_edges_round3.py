@@ -64,14 +64,20 @@ def make_link(kind, target, link):
 
 
 @pytest.mark.parametrize('script', BOTH_SCRIPTS)
-@pytest.mark.parametrize('kind', ['symlink', 'hard link', 'dangling symlink'])
+@pytest.mark.parametrize('kind', ['symlink', 'hard link', 'dangling symlink', 'FIFO',
+                                  'folder'])
 def test_a_linked_lock_is_refused_and_its_target_untouched(script, kind, finished_runs,
                                                            tmp_path):
     run_dir, checkpoint = copy_of_run(finished_runs, script, tmp_path)
     target = tmp_path / 'precious.txt'
     if kind != 'dangling symlink':
         target.write_text('keep me')
-    make_link('hard link' if kind == 'hard link' else 'symlink', target, run_dir / '.lock')
+    if kind == 'FIFO':
+        os.mkfifo(run_dir / '.lock')
+    elif kind == 'folder':
+        (run_dir / '.lock').mkdir()
+    else:
+        make_link('hard link' if kind == 'hard link' else 'symlink', target, run_dir / '.lock')
     result = run_script(script, '--resume', str(checkpoint), '--epochs', '3', '--no_plot',
                         '--no_progress', cwd=tmp_path)
     assert result.returncode == 2, result.stderr
@@ -298,6 +304,10 @@ def test_idx_headers_beyond_the_documented_size_are_refused_before_reading(split
         get_mnist(data_dir, validation_size=5)
 
 
+EMPTY_TEST_BATCH = __import__('pickle').dumps(
+    {b'data': np.zeros((0, 3072), np.uint8), b'labels': np.zeros(0, np.int64)}, protocol=4)
+"""A test_batch of no images, as Python 3 pickles one."""
+
 SMALL_DATA = {
     'CIFAR-10 of 100 images a batch': (
         'cifar10', lambda data_dir: write_cifar(data_dir, 100), [],
@@ -307,7 +317,7 @@ SMALL_DATA = {
                                                                  '--batch_size', '1000'],
         'holds 400 training examples after the validation split, fewer than one batch'),
     'an empty test_batch': (
-        'cifar10', lambda data_dir: write_cifar(data_dir, 20, test_batch=cifar_batch(0)),
+        'cifar10', lambda data_dir: write_cifar(data_dir, 20, test_batch=EMPTY_TEST_BATCH),
         ['--validation_size', '10'], r"test_batch is not a CIFAR-10 batch"),
     'IDX files of 100 images': (
         'mnist', lambda data_dir: write_mnist(data_dir, 100, 100), [],
@@ -407,8 +417,9 @@ def test_a_pickled_object_in_a_pt_checkpoint_is_refused_in_one_safe_line(finishe
 @pytest.mark.parametrize('closed', ['stdout', 'stderr'])
 def test_training_does_not_need_its_output_streams(closed, tmp_path):
     descriptor = 1 if closed == 'stdout' else 2
-    command = [sys.executable, str(REPO / 'train_mlp_numpy.py'), *SPIRAL_RUN, '--epochs', '2',
-               '--no_plot', '--out_dir', str(tmp_path / 'out')]
+    command = [sys.executable, str(REPO / 'train_mlp_numpy.py'), '--dataset', 'spiral',
+               '--hidden_dims', '8', '--epochs', '2', '--no_plot',  # with the progress bar
+               '--out_dir', str(tmp_path / 'out')]
     result = subprocess.run(command, cwd=tmp_path, timeout=120, pass_fds=(),
                             preexec_fn=lambda: os.close(descriptor),
                             stdout=subprocess.DEVNULL if closed == 'stderr' else None,
@@ -441,6 +452,7 @@ def test_experiments_run_under_a_bogus_matplotlib_backend(tmp_path):
 @pytest.mark.parametrize('arguments, expected', [
     (['--lr', '1_0'], "argument --lr: expected a number such as 0.1 or 1e-3, got '1_0'"),
     (['--weight_decay', '0x10'], 'argument --weight_decay: expected a number'),
+    (['--momentum', '０.５'], 'argument --momentum: expected a number'),
     (['--out_dir='], "argument --out_dir: expected the path of a folder, got ''"),
 ])
 def test_flags_take_plain_values_only(arguments, expected, tmp_path):
@@ -732,3 +744,16 @@ def test_a_checkpoint_nested_too_deep_is_refused_in_one_line(finished_runs, tmp_
                         cwd=tmp_path)
     assert result.returncode == 2 and 'RecursionError' in last_line(result)
     assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.parametrize('n_images, pixels, expected', [(0, None, 'holds no images'),
+                                                        (100, 7, 'every pixel of')])
+def test_the_studies_name_empty_or_flat_data(n_images, pixels, expected, tmp_path):
+    """experiments.py turns a CorruptDataError into its one line; the studies' loader raises
+    it for these files (it trains on the spiral first, minutes before it reads them)."""
+    from lab.downloads import CorruptDataError
+    from lab.studies.harness import load_subset
+    data_dir = write_mnist(tmp_path / 'data', n_images, n_images, pixels)
+    (data_dir / 'MNIST').rename(data_dir / 'FashionMNIST')
+    with pytest.raises(CorruptDataError, match=expected):
+        load_subset('fashion_mnist', n_train=50, data_dir=str(data_dir))
