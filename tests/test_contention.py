@@ -49,11 +49,12 @@ def busy_loops_running():
 @pytest.mark.slow
 def test_quick_run_records_the_policys_threads_and_its_table(tmp_path):
     json_path = tmp_path / 'contention.json'
+    others = set(busy_loops_running())  # another benchmark's, if one is running beside
     result = run_script('benchmark.py', 'contention', '--quick', '--busy', '0', '1',
                         '--shapes', 'fashion_mnist', '--json', str(json_path), cwd=tmp_path,
                         timeout=900)
     assert result.returncode == 0, result.stderr
-    assert busy_loops_running() == []
+    assert set(busy_loops_running()) <= others, 'the benchmark left busy loops running'
     results = json.loads(json_path.read_text())
     assert {'date', 'processor', 'load_average', 'load_average_end', 'usable_cpus'} <= set(
         results)
