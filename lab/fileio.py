@@ -179,7 +179,7 @@ class FolderLock:
         if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
             os.close(descriptor)
             kind = ('a hard link to another file' if stat.S_ISREG(status.st_mode)
-                    else 'not a plain file')
+                    else 'a FIFO, device or socket')
             raise LinkOutOfFolderError(self.path, kind)
         return descriptor
 
