@@ -3,12 +3,19 @@
 Importing this module sets matplotlib to draw to files with Agg, whatever the
 environment asks for: an ``MPLBACKEND`` naming no backend (a typo) would
 otherwise stop the import of matplotlib itself, after the training it follows.
+The environment itself is left as it was, so that programs this process starts
+(a notebook's kernel, a training script) still get the backend the user chose.
 """
 import os
 
+_backend_asked = os.environ.get('MPLBACKEND')
 os.environ['MPLBACKEND'] = 'Agg'
 import matplotlib
 
+if _backend_asked is None:
+    del os.environ['MPLBACKEND']
+else:
+    os.environ['MPLBACKEND'] = _backend_asked
 matplotlib.use('Agg')  # draw to files; no display needed
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator

@@ -278,6 +278,37 @@ def _remember(process, pids):
             process.seen[pid] = _start_time(pid)
 
 
+def _orphaned_bubblewraps():
+    """Reap the dead bubblewrap processes re-parented to this one (the subreaper); return the
+    pids of those still alive.
+
+    bubblewrap's inner process can end after a short run's last look at its tree, and as a
+    zombie it no longer shows whose run it was. This process starts bubblewrap for runs only,
+    so a bubblewrap child that is not a run's own first process is a run's leftover.
+    """
+    alive = []
+    for pid, parent in _parent_ids().items():
+        if parent != os.getpid() or pid in _ACTIVE_RUNS:
+            continue
+        try:
+            with open(f'/proc/{pid}/stat', 'rb') as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        name = text[text.index(b'(') + 1:text.rindex(b')')]
+        state = text.rsplit(b')', 1)[1].split()[0]
+        if name != b'bwrap':
+            continue
+        if state == b'Z':
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        else:
+            alive.append(pid)
+    return alive
+
+
 def _kill_all(process):
     """SIGKILL the student's process group and every process of the run, until none is left.
 
@@ -307,7 +338,7 @@ def _kill_all(process):
                     waiting = True
             except ChildProcessError:
                 waiting = True  # its parent, also killed, is about to hand it to us
-        if process.poll() is not None and not waiting:
+        if process.poll() is not None and not waiting and not _orphaned_bubblewraps():
             return
         time.sleep(0.02)
 
