@@ -66,6 +66,7 @@ def make_link(kind, target, link):
 @pytest.mark.parametrize('script', BOTH_SCRIPTS)
 @pytest.mark.parametrize('kind', ['symlink', 'hard link', 'dangling symlink', 'FIFO',
                                   'folder'])
+@pytest.mark.slow
 def test_a_linked_lock_is_refused_and_its_target_untouched(script, kind, finished_runs,
                                                            tmp_path):
     run_dir, checkpoint = copy_of_run(finished_runs, script, tmp_path)
@@ -91,6 +92,7 @@ def test_a_linked_lock_is_refused_and_its_target_untouched(script, kind, finishe
 
 @pytest.mark.parametrize('script', BOTH_SCRIPTS)
 @pytest.mark.parametrize('kind', ['symlink', 'hard link'])
+@pytest.mark.slow
 def test_no_output_is_written_through_a_link(script, kind, finished_runs, tmp_path):
     """Every file a resumed run writes (summary, model, checkpoint, plots, a temporary file
     left by a killed run) is a link to a file outside the folder: each target stays as it
@@ -396,6 +398,7 @@ def test_checkpoint_files_are_checked_before_they_cost_memory(script, damage, ex
     assert expected in last_line(result) and 'Traceback' not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_pickled_object_in_a_pt_checkpoint_is_refused_in_one_safe_line(finished_runs,
                                                                          tmp_path):
     import torch
@@ -429,6 +432,7 @@ def test_training_does_not_need_its_output_streams(closed, tmp_path):
     assert (summary['status'], summary['epochs_completed']) == ('completed', 2)
 
 
+@pytest.mark.slow
 def test_a_bogus_matplotlib_backend_costs_no_result(tmp_path):
     result = run_script('train_mlp_numpy.py', *SPIRAL_RUN, '--epochs', '1',
                         '--out_dir', str(tmp_path / 'out'), cwd=tmp_path,
@@ -440,6 +444,7 @@ def test_a_bogus_matplotlib_backend_costs_no_result(tmp_path):
     assert (run_dir / 'loss.png').exists()
 
 
+@pytest.mark.slow
 def test_experiments_run_under_a_bogus_matplotlib_backend(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / 'experiments.py'), 'saddle', '--quick',
                              '--out_dir', str(tmp_path / 'out')], cwd=tmp_path,
@@ -591,6 +596,7 @@ EDITED_CHECKPOINTS = {
 
 
 @pytest.mark.parametrize('case', EDITED_CHECKPOINTS)
+@pytest.mark.slow
 def test_an_edited_checkpoint_is_refused_before_training(case, finished_runs, tmp_path):
     script, edit, expected = EDITED_CHECKPOINTS[case]
     run_dir, checkpoint = copy_of_run(finished_runs, script, tmp_path)

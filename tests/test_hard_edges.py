@@ -168,6 +168,7 @@ def test_resume_of_a_missing_file_is_explained(tmp_path):
 
 
 @pytest.mark.parametrize('script', ['numpy', 'pytorch'])
+@pytest.mark.slow
 def test_saved_model_loads_and_scores_as_reported(script, tmp_path):
     arguments = dict(hidden_dims=[16], lr=0.1, batch_size=32, epochs=2, seed=0,
                      out_dir=str(tmp_path), **SPIRAL)
@@ -317,6 +318,7 @@ def test_paths_saved_in_a_checkpoint_are_ignored_and_bad_values_refused(script, 
     assert 'edited or damaged' in last_line
 
 
+@pytest.mark.slow
 def test_a_saved_width_cannot_smuggle_in_a_flag(finished_runs, tmp_path):
     _, checkpoint = copy_of_run(finished_runs, 'train_mlp_numpy.py', tmp_path)
     edit_saved_settings(checkpoint, hidden_dims=[8, '--data_dir', str(tmp_path / 'elsewhere')])

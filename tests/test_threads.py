@@ -115,6 +115,7 @@ def test_a_quota_caps_the_cpus(monkeypatch):
 
 @pytest.mark.parametrize('module', ['train_mlp_numpy', 'train_mlp_pytorch'])
 @pytest.mark.parametrize('requested', [1, 2])
+@pytest.mark.slow
 def test_threads_flag_sets_blas_and_pytorch_and_is_printed_first(module, requested):
     line, in_effect = threads_in_effect(module, '--threads', str(requested))
     libraries = 'BLAS and PyTorch' if module == 'train_mlp_pytorch' else 'BLAS'
@@ -124,6 +125,7 @@ def test_threads_flag_sets_blas_and_pytorch_and_is_printed_first(module, request
     assert in_effect['torch'] == (requested if module == 'train_mlp_pytorch' else None)
 
 
+@pytest.mark.slow
 def test_a_users_omp_num_threads_wins_over_the_flag():
     line, in_effect = threads_in_effect('train_mlp_pytorch', '--threads', '2',
                                         OMP_NUM_THREADS='1')
