@@ -12,6 +12,7 @@
   import reader of the tests that check the code's shape.
 """
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,14 @@ def imported_modules(path, known=None):
             if known is not None:
                 found.update(f"{node.module}.{alias.name}" for alias in node.names)
     return found if known is None else {name for name in found if name in known}
+
+
+def checkpoint_name(script):
+    """The checkpoint file a training script writes into its run folder."""
+    return 'checkpoint.npz' if 'numpy' in script else 'checkpoint.pt'
+
+
+def copy_of_run(finished_runs, script, tmp_path):
+    """A copy of the finished run of ``script`` and the path of its checkpoint."""
+    run_dir = shutil.copytree(finished_runs[script], tmp_path / 'run')
+    return run_dir, run_dir / checkpoint_name(script)

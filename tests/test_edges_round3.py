@@ -13,17 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, SCRIPTS, only_run_dir, run_script
+from conftest import REPO, SCRIPTS, checkpoint_name, copy_of_run, only_run_dir, run_script
 
 BOTH_SCRIPTS = ['train_mlp_numpy.py',
                 pytest.param('train_mlp_pytorch.py', marks=pytest.mark.slow)]
 """The scripts share the code under test; the PyTorch one costs a PyTorch import a run."""
 SPIRAL_RUN = ('--dataset', 'spiral', '--hidden_dims', '8', '--batch_size', '32',
               '--no_progress')
-
-
-def checkpoint_name(script):
-    return 'checkpoint.npz' if 'numpy' in script else 'checkpoint.pt'
 
 
 def suffix_of(script):
@@ -41,12 +37,6 @@ def finished_runs(tmp_path_factory):
         assert result.returncode == 0, result.stderr
         run_dirs[script] = only_run_dir(out_dir / script)
     return run_dirs
-
-
-def copy_of_run(finished_runs, script, tmp_path):
-    """A copy of the finished run of ``script`` and the path of its checkpoint."""
-    run_dir = shutil.copytree(finished_runs[script], tmp_path / 'run')
-    return run_dir, run_dir / checkpoint_name(script)
 
 
 def last_line(result):

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import resource
-import shutil
 import signal
 import stat
 import subprocess
@@ -23,8 +22,8 @@ import torch
 from lab import fileio
 import train_mlp_numpy
 import train_mlp_pytorch
-from conftest import (REPO, SCRIPTS, SPIRAL, flip_a_bit_of_the_data, needs_fashion_mnist,
-                      only_run_dir, run_script)
+from conftest import (REPO, SCRIPTS, SPIRAL, copy_of_run, flip_a_bit_of_the_data,
+                      needs_fashion_mnist, only_run_dir, run_script)
 
 
 BAD_ARGUMENTS = {
@@ -272,12 +271,6 @@ def finished_runs(tmp_path_factory):
         assert result.returncode == 0, result.stderr
         run_dirs[script] = only_run_dir(out_dir / script)
     return run_dirs
-
-
-def copy_of_run(finished_runs, script, tmp_path):
-    """A copy of the finished run of ``script`` and the path of its checkpoint."""
-    run_dir = shutil.copytree(finished_runs[script], tmp_path / 'run')
-    return run_dir, run_dir / ('checkpoint.npz' if 'numpy' in script else 'checkpoint.pt')
 
 
 def edit_saved_settings(checkpoint, **changes):
