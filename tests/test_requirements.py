@@ -1,6 +1,7 @@
 """The environments agree: the lock file pins every direct dependency at the version
-requirements.txt gives, and pins everything else too."""
+requirements.txt gives, and pins everything else too; CI sets up and tests as the README says."""
 import re
+import subprocess
 
 from conftest import REPO
 
@@ -37,5 +38,23 @@ def test_every_line_of_the_lock_is_a_pin():
     assert not unpinned, f'requirements-lock.txt has lines that pin nothing: {unpinned}'
 
 
-def test_ci_installs_from_the_lock():
-    assert '-r requirements-lock.txt' in (REPO / '.ci' / 'run').read_text()
+def readme_block(marker):
+    """The commands ``.ci/run`` reads from README.md after ``<!-- marker -->``, read by
+    ``.ci/run``'s own function."""
+    script = (REPO / '.ci' / 'run').read_text()
+    function = re.search(r'^readme_block\(\) \{.*?^\}', script, re.S | re.M)[0]
+    return subprocess.run(['bash', '-c', f'{function}\nreadme_block {marker}'], cwd=REPO,
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+
+
+def test_ci_sets_up_a_venv_inside_the_clone_from_the_lock_as_the_readme_says():
+    setup = readme_block('set-up')
+    assert 'python3 -m venv .venv && source .venv/bin/activate' in setup, setup
+    assert any(line.startswith('pip install -r requirements-lock.txt') for line in setup), setup
+    script = (REPO / '.ci' / 'run').read_text()
+    assert 'eval "$setup_commands"' in script and 'eval "$test_command"' in script
+
+
+def test_ci_runs_the_readmes_test_command_with_pytest():
+    [command] = readme_block('test-command')
+    assert command.startswith('python -m pytest'), command
