@@ -10,7 +10,7 @@ settings used, to ``<study>.json`` beside the figures::
     python experiments.py all --quick          # every study, small budget
     python experiments.py lr_sweep --out_dir results/lr_sweep
 
-The spiral is drawn afresh by ``data_utils``; Fashion-MNIST is read from disk
+The spiral is drawn afresh by ``lab.datasets``; Fashion-MNIST is read from disk
 (Debian's ``dataset-fashion-mnist`` package, or ``--data_dir``), and the
 studies that use it train on a random subset of it to stay within minutes.
 

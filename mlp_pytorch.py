@@ -19,7 +19,7 @@ class MLP(nn.Module):
     The linear and batch-norm layers come in the same order and shapes as the
     NumPy MLP's ``LinearModule``s and ``BatchNormModule``s and are initialised
     the same way, so weights and running statistics copy across one to one
-    (``mirror.copy_numpy_to_torch``).
+    (``lab.mirror.copy_numpy_to_torch``).
 
     Parameters
     ----------

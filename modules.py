@@ -377,6 +377,10 @@ class BatchNormModule(Module):
                                       - x_hat * self.grads['weight'])
 
 
+EVALUATION_MODE = 'evaluation mode'
+"""What ``DropoutModule`` caches for a forward pass in evaluation mode: no mask."""
+
+
 class DropoutModule(Module):
     """Inverted dropout: zero each unit with probability ``p`` in training mode.
 
@@ -402,23 +406,25 @@ class DropoutModule(Module):
         """x: ndarray of any shape. Returns an array of the same shape.
 
         Training mode returns ``x * keep / (1 - p)`` with a fresh mask ``keep``
-        of ones (probability 1 - p) and zeros; evaluation mode keeps every unit
-        with probability 1, the identity.
+        of ones (probability 1 - p) and zeros; evaluation mode returns ``x`` itself.
         """
-        if self.training:
-            keep, keep_probability = self.rng.random(x.shape) >= self.p, 1 - self.p
-        else:
-            keep, keep_probability = True, 1.0
-        self.cache = (keep, keep_probability)
-        return x * keep / keep_probability
+        if not self.training:
+            self.cache = EVALUATION_MODE
+            return x
+        keep = self.rng.random(x.shape) >= self.p
+        self.cache = keep
+        return x * keep / (1 - self.p)
 
     def backward(self, dout):
-        """dL/dx = dout * keep / (1 - p), with the mask of the forward pass.
+        """dL/dx = dout * keep / (1 - p), with the mask of the forward pass; in evaluation
+        mode, dout itself.
 
         Derivation: docs/derivations.md#dropout
         """
-        keep, keep_probability = self._pop_cache()
-        return dout * keep / keep_probability
+        keep = self._pop_cache()
+        if keep is EVALUATION_MODE:
+            return dout
+        return dout * keep / (1 - self.p)
 
 
 class SoftMaxModule(Module):

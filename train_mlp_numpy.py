@@ -22,7 +22,7 @@ from mlp_numpy import MLP
 from modules import ACTIVATIONS, SoftmaxCrossEntropyModule
 from lab.optimizers import make_optimizer, make_scheduler
 from lab.runs import TrainingRun
-from lab.settings import run_settings
+from lab.settings import run_settings, settings_of
 
 
 def accuracy(predictions, targets):
@@ -107,32 +107,17 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, dataset='cifar10'
     ----------
     hidden_dims : list of int
         Width of each hidden layer; empty for logistic regression.
-    lr : float
-        Learning rate.
-    batch_size : int
-        Mini-batch size.
-    epochs : int
-        Maximum number of epochs.
+    lr, batch_size, epochs : float, int, int
+        Learning rate, mini-batch size, maximum number of epochs.
     seed : int
         Seed of the initial weights, the shuffling and dropout.
     data_dir : str
         Folder of the data sets.
-    dataset : str
-        A name that ``data_utils.get_dataset`` knows.
-    validation_size : int, optional
-        Held-out training samples; None for the data set's default.
-    activation, optimizer, momentum, weight_decay, scheduler, patience,
-    use_batch_norm, dropout :
-        As the command-line flags of the same names; the defaults give the
-        assignment's plain run (ELU, SGD without momentum, constant rate).
-    dtype : {'float32', 'float64'}
-        float32 trains fast; float64 is for checking against float64 results.
-    out_dir : str, optional
-        Parent folder of the run folder; 'results/' when None.
-    resume : str, optional
-        Path of a ``checkpoint.npz`` to continue from, in its own folder.
-    plot, progress : bool
-        Draw the curves; show a progress bar.
+    dataset, validation_size, ..., progress :
+        The command-line flags of the same names (``python train_mlp_numpy.py
+        --help``); each default gives the assignment's plain run. ``dtype`` is
+        'float32' (fast) or 'float64' (for checking against float64 results);
+        ``resume`` a ``checkpoint.npz`` to continue, in its own folder.
 
     Returns
     -------
@@ -147,12 +132,7 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, dataset='cifar10'
         Per-epoch 'train_loss', 'train_accuracy', 'validation_loss',
         'validation_accuracy', 'learning_rate' and 'epoch_seconds'.
     """
-    settings = run_settings(dict(
-        hidden_dims=hidden_dims, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed,
-        dataset=dataset, validation_size=validation_size, activation=activation,
-        optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
-        scheduler=scheduler, patience=patience, use_batch_norm=use_batch_norm,
-        dropout=dropout, dtype=dtype))
+    settings = run_settings(settings_of(train, locals()))  # every parameter but paths and display
     data = get_dataset(dataset, data_dir, validation_size)
     loaders = get_dataloader(data, batch_size, return_numpy=True, seed=seed)
     rng = np.random.default_rng(seed)

@@ -20,7 +20,7 @@ from lab.cli import add_common_arguments, run_command_line
 from lab.datasets import get_dataloader, get_dataset
 from mlp_pytorch import ACTIVATIONS, MLP
 from lab.runs import TrainingRun
-from lab.settings import ConfigurationError, run_settings
+from lab.settings import ConfigurationError, run_settings, settings_of
 
 
 def select_device(name='auto'):
@@ -100,7 +100,7 @@ def train_epoch(model, loader, optimizer, on_batch=None):
 
 
 def make_optimizer(name, model, lr, momentum, weight_decay):
-    """``torch.optim.SGD`` or ``Adam``, as ``optimizers.make_optimizer`` for NumPy."""
+    """``torch.optim.SGD`` or ``Adam``, as ``lab.optimizers.make_optimizer`` for NumPy."""
     if name == 'adam':
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
@@ -108,7 +108,7 @@ def make_optimizer(name, model, lr, momentum, weight_decay):
 
 
 def make_scheduler(name, optimizer, epochs):
-    """The schedules of ``optimizers.make_scheduler``, from ``torch.optim.lr_scheduler``."""
+    """The schedules of ``lab.optimizers.make_scheduler``, from ``torch.optim.lr_scheduler``."""
     if name == 'step':
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3),
                                                gamma=0.1)
@@ -136,11 +136,7 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir,
     (None when no epoch finished or Ctrl-C stopped the run), and the per-epoch
     ``logging_dict``.
     """
-    settings = run_settings(dict(
-        hidden_dims=hidden_dims, lr=lr, use_batch_norm=use_batch_norm, batch_size=batch_size,
-        epochs=epochs, seed=seed, dataset=dataset, validation_size=validation_size,
-        activation=activation, optimizer=optimizer, momentum=momentum,
-        weight_decay=weight_decay, scheduler=scheduler, patience=patience, dropout=dropout))
+    settings = run_settings(settings_of(train, locals()))  # every parameter but paths and display
     device = select_device(device)
     torch.manual_seed(seed)
     data = get_dataset(dataset, data_dir, validation_size)

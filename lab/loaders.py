@@ -7,6 +7,7 @@ validation splits in a given order. Every data set (`cifar10_utils`,
 `lab.datasets`) is built from these. Only NumPy is needed; PyTorch is imported
 only when a loader is asked for tensors.
 """
+import contextlib
 import numbers
 import operator
 
@@ -273,6 +274,29 @@ def apply_per_channel_affine(formula, raw_images):
     return images.reshape(raw_images.shape)
 
 
+@contextlib.contextmanager
+def in_ordinary_pages():
+    """Give the large arrays NumPy makes inside the block ordinary 4 kB memory pages.
+
+    NumPy asks Linux for transparent huge pages (2 MB) for every array of 4 MB
+    or more. Where memory is fragmented, as on a machine that has run other jobs,
+    the kernel compacts memory to find each huge page the first time it is
+    written: loading CIFAR-10 (1.2 GB written, 720 MB of them the float32 images)
+    spent 1.2-2.4 s in the kernel, against 0.3-0.6 s in ordinary pages, and the
+    epochs that read the images were no faster for the huge pages
+    (docs/speed.md, "The main job"). With a NumPy that lacks the switch, this does nothing.
+    """
+    set_huge_page_advice = getattr(np._core.multiarray, '_set_madvise_hugepage', None)
+    if set_huge_page_advice is None:
+        yield
+        return
+    previous = set_huge_page_advice(False)
+    try:
+        yield
+    finally:
+        set_huge_page_advice(previous)
+
+
 def make_splits(pool_images, pool_labels, test_images, test_labels, classes, order,
                 validation_size, transform=None):
     """Split the training pool in the given order and wrap the three splits.
@@ -306,10 +330,11 @@ def make_splits(pool_images, pool_labels, test_images, test_labels, classes, ord
     """
     check_pool_holds(validation_size, len(pool_labels))
     validation_size = check_validation_size(validation_size, len(pool_labels))
-    pool_images, pool_labels = pool_images[order], pool_labels[order]
-    if transform is not None:
-        pool_images = transform(pool_images)  # frees the raw pool before the test split
-        test_images = transform(test_images)
+    with in_ordinary_pages():
+        pool_images, pool_labels = pool_images[order], pool_labels[order]
+        if transform is not None:
+            pool_images = transform(pool_images)  # frees the raw pool before the test split
+            test_images = transform(test_images)
     n_train = len(pool_labels) - validation_size
     return {
         'train': ArrayDataset(pool_images[:n_train], pool_labels[:n_train], classes),

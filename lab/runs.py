@@ -18,6 +18,7 @@ Imports flow one way: runs -> checkpoints, plotting -> fileio.
 """
 import math
 import platform
+import shlex
 import signal
 import sys
 import time
@@ -314,6 +315,8 @@ class TrainingRun:
                 pass  # the error being raised says more (the disk that is full, say)
             finally:
                 self._close()
+            if self.status == 'interrupted':
+                print(self.resume_advice(), file=sys.stderr, flush=True)
         return False
 
     def _install_interrupt_handler(self):
@@ -521,7 +524,15 @@ class TrainingRun:
             print("no epoch finished, so there is no model to test")
         print(f"results in {self.run_dir}", flush=True)
         if self.stop_requested:
+            print(self.resume_advice(), file=sys.stderr, flush=True)
             raise Terminated if self.stop_signal == 'SIGTERM' else KeyboardInterrupt
+
+    def resume_advice(self):
+        """The command that continues this run from its last checkpoint, or why none can."""
+        if not self.epochs_done:
+            return "no epoch finished, so there is no checkpoint to continue from"
+        checkpoint = shlex.quote(str(self.run_dir / f"checkpoint{self.files.suffix}"))
+        return f"to continue this run: python train_mlp_{self.framework}.py --resume {checkpoint}"
 
     def _plot(self):
         """Draw the curves; curves that cannot be drawn (a broken matplotlib, a missing

@@ -1,11 +1,12 @@
 """The settings of a training run: which arguments define it, and whether they can work.
 
 ``run_settings`` is called first thing in each script's ``train``, with the
-settings that define the run named one by one: it checks them together,
-against the data set's size and the machine's memory, before any data is
-loaded or anything is written. A setting that cannot work is a
+settings that define the run (``settings_of``: the parameters of ``train``): it
+checks them together, against the data set's size and the machine's memory,
+before any data is loaded or anything is written. A setting that cannot work is a
 ``ConfigurationError``, which the command line turns into one line and exit 2.
 """
+import inspect
 import os
 
 import numpy as np
@@ -16,6 +17,17 @@ from lab.optimizers import check_sgd_only_options
 
 NOT_SETTINGS = ('data_dir', 'out_dir', 'resume', 'plot', 'progress', 'device')
 """Arguments of ``train`` that say where and how to run, not what the run is."""
+
+
+def settings_of(train, arguments):
+    """The settings that define a run of ``train``: its arguments by name, in the order of
+    its signature, less the paths and display flags (``NOT_SETTINGS``).
+
+    ``train``'s signature is the one list of the settings; ``arguments`` are its
+    ``locals()`` on entry, before any other name is bound.
+    """
+    return {name: arguments[name] for name in inspect.signature(train).parameters
+            if name not in NOT_SETTINGS}
 
 
 class ConfigurationError(ValueError):

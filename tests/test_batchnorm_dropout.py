@@ -347,3 +347,11 @@ def test_float32_mlp_with_batch_norm_and_dropout_stays_float32():
         model.backward(np.ones_like(logits))
     assert all(p.dtype == np.float32 and g.dtype == np.float32 for p, g in model.parameters())
     assert all(value.dtype == np.float32 for value in model.state_dict().values())
+
+
+def test_dropout_in_evaluation_mode_hands_back_its_input_untouched():
+    layer = DropoutModule(0.5).eval()
+    x = np.random.default_rng(12).standard_normal((3, 4)).astype(np.float32)
+    assert layer.forward(x) is x
+    dout = np.ones_like(x)
+    assert layer.backward(dout) is dout

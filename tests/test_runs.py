@@ -228,3 +228,32 @@ def test_a_lock_file_left_by_a_dead_process_is_taken_over(tmp_path):
     lock.acquire()
     assert (tmp_path / '.lock').read_text() == f"{os.getpid()}\n"
     lock.release()
+
+
+def test_ctrl_c_prints_the_command_that_continues_the_run(tmp_path, monkeypatch, capsys):
+    import shlex
+    import signal
+
+    import train_mlp_numpy
+    from lab.runs import TrainingRun
+
+    end_epoch = TrainingRun.end_epoch
+
+    def end_epoch_then_ctrl_c(run, *args, **kwargs):
+        end_epoch(run, *args, **kwargs)
+        if run.epochs_done == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(TrainingRun, 'end_epoch', end_epoch_then_ctrl_c)
+    monkeypatch.chdir(tmp_path)
+    flags = ['--dataset', 'spiral', '--epochs', '3', '--hidden_dims', '8', '--no_plot',
+             '--no_progress', '--out_dir', 'out', '--threads', '1']
+    with pytest.raises(SystemExit) as stopped:
+        train_mlp_numpy.main(flags)
+    assert stopped.value.code == 130
+    advice = capsys.readouterr().err.strip().splitlines()[-1]
+    command = shlex.split(advice.split(': ', 1)[1])
+    assert command[:3] == ['python', 'train_mlp_numpy.py', '--resume']
+    monkeypatch.setattr(TrainingRun, 'end_epoch', end_epoch)
+    train_mlp_numpy.main(command[2:] + ['--threads', '1'])
+    summary = load_json(os.path.join(os.path.dirname(command[3]), 'summary.json'))
+    assert (summary['status'], summary['epochs_completed']) == ('completed', 3)

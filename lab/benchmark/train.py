@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pickle
+import resource
 import statistics
 import subprocess
 import sys
@@ -301,7 +302,7 @@ def run_train_worker(args):
                'memory_bandwidth': memory_bandwidth(16 if args.quick else 256)}
     systems = {name: make for name, make in SYSTEMS.items()
                if name != 'scikit-learn MLPClassifier' or has_sklearn()}
-    for shape in SHAPES:
+    for shape in () if args.main_job_only else SHAPES:
         images, labels, source = shape_data(shape, args.data_dir, args.n_train or SHAPES[shape][1])
         epochs = {name: make(images, labels) for name, make in systems.items()}
         for epoch in epochs.values():
@@ -312,7 +313,7 @@ def run_train_worker(args):
             'layers': f"{int(np.prod(images.shape[1:]))}-{N_HIDDEN}-{N_CLASSES}",
             'seconds': {name: summary(values) for name, values in seconds.items()},
             'profile': stage_profile(images, labels, min(args.epochs, 3))}
-    for batch_size, n_hidden in SWEEP:
+    for batch_size, n_hidden in () if args.main_job_only else SWEEP:
         tasks = sweep_steps(batch_size, n_hidden, args.sweep_steps)
         for task in tasks.values():
             task()
@@ -338,18 +339,28 @@ def measure_main_job(args):
     images, labels, _ = shape_data('cifar10', args.cifar_dir, args.n_train or 45000)
     eager = eager_pytorch_epoch(images, labels)
     eager()
+    cpu_seconds = {'main job': [], 'eager epochs': []}
     with tempfile.TemporaryDirectory() as scratch:
         def main_job():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run([*command, '--out_dir', scratch], check=True, capture_output=True,
                            env=thread_environment(args.threads))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_seconds['main job'].append(after.ru_utime + after.ru_stime
+                                           - before.ru_utime - before.ru_stime)
 
         def eager_run():
+            before = os.times()
             for _ in range(eager_epochs):
                 eager()
+            after = os.times()
+            cpu_seconds['eager epochs'].append(after.user + after.system
+                                               - before.user - before.system)
         seconds = interleaved_seconds({'main job': main_job, 'eager epochs': eager_run},
                                       args.main_job_repeats)
     return {'command': ' '.join(command[1:]), 'eager_epochs': eager_epochs,
-            'seconds': {name: summary(values) for name, values in seconds.items()}}
+            'seconds': {name: summary(values) for name, values in seconds.items()},
+            'cpu_seconds': {name: summary(values) for name, values in cpu_seconds.items()}}
 
 
 def write_random_cifar10(data_dir, seed=0, n_per_batch=10000):
@@ -405,7 +416,8 @@ def worker_flags(args):
              '--main_job_repeats', str(args.main_job_repeats)]
     if args.n_train:
         flags += ['--n_train', str(args.n_train)]
-    return flags + (['--quick'] if args.quick else [])
+    return (flags + (['--quick'] if args.quick else [])
+            + (['--main_job_only'] if args.main_job_only else []))
 
 
 # ---------------------------------------------------------------------------
@@ -460,16 +472,26 @@ def print_train_results(results):
                 print(f"  {system:<28} {seconds['median']:7.3f} s "
                       f"[{seconds['min']:.3f}, {seconds['max']:.3f}]")
             print_profile(result['profile'], run['memory_bandwidth'])
-        main_job = run['main_job']['seconds']
-        print(f"main job (whole process) {main_job['main job']['median']:.2f} s, "
-              f"{run['main_job']['eager_epochs']} eager epochs "
-              f"{main_job['eager epochs']['median']:.2f} s")
-        print("sweep, milliseconds per step: batch x hidden: numpy / eager")
+        print_main_job(run['main_job'])
+        if run['sweep']:
+            print("sweep, milliseconds per step: batch x hidden: numpy / eager")
         for point, result in run['sweep'].items():
             steps = [result['seconds'][name]['median'] / result['steps'] * 1e3
                      for name in ('numpy MLP (this)', 'pytorch eager loop')]
             print(f"  {point:>9}: " + " / ".join(f"{step:7.3f}" for step in steps))
         print_targets(label, ratios(run))
+
+
+def print_main_job(main_job):
+    """The main job's and the eager epochs' wall seconds, and their CPU seconds (user + system:
+    what other processes on the machine do not add to) where measured."""
+    for kind, unit in (('seconds', 'wall'), ('cpu_seconds', 'CPU')):
+        if kind not in main_job:
+            continue
+        times = main_job[kind]
+        print(f"main job (whole process) {seconds_cell(times['main job'])} s {unit}, "
+              f"{main_job['eager_epochs']} eager epochs {seconds_cell(times['eager epochs'])} "
+              f"s {unit}: {times['main job']['median'] / times['eager epochs']['median']:.2f}")
 
 
 def print_profile(profile, bandwidth):
@@ -547,15 +569,21 @@ def print_train_tables(results):
               f"| {seconds_cell(seconds['eager epochs'])} "
               f"| {ratios(run)['main_job_over_eager']:.2f} (≤ {MAIN_JOB_OVER_EAGER_TARGET:g}) |")
     points = list(first_run['sweep'])
+    if points:
+        print_sweep_table(results['runs'], points)
+    if all('profile' in result for run in results['runs'].values()
+           for result in run['shapes'].values()) and first_run['shapes']:
+        print_profile_table(results['runs'])
+
+
+def print_sweep_table(runs, points):
+    """NumPy over eager per point of the sweep, one row per thread count."""
     print("\n| threads | " + " | ".join(f"batch {point.replace('x', ', hidden ')}"
                                          for point in points) + " |")
     print("| --- |" + " --- |" * len(points))
-    for run in results['runs'].values():
+    for run in runs.values():
         print(f"| {run['threads']} | " + " | ".join(
             f"{value:.2f}" for value in ratios(run)['sweep'].values()) + " |")
-    if all('profile' in result for run in results['runs'].values()
-           for result in run['shapes'].values()):
-        print_profile_table(results['runs'])
 
 
 def print_profile_table(runs):
@@ -638,6 +666,9 @@ def add_train_flags(parser):
     parser.add_argument('--n_train', type=positive_int, default=None,
                         help='training images per shape (default: the real sizes, or 512 '
                              'with --quick)')
+    parser.add_argument('--main_job_only', action='store_true',
+                        help='time only the main job against the eager epochs, with one '
+                             'thread and with all (about 3 minutes on 2 quiet cores)')
     parser.add_argument('--quick', action='store_true',
                         help='a smoke run: 512 images per shape, 2 epochs, 1 repeat, the '
                              'main job on one spiral epoch; its numbers are not measurements')
