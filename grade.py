@@ -10,7 +10,10 @@ limits; the verdicts are computed here, from the data it sends back.
 """
 import sys
 
-from lab.grading.cli import main
-
 if __name__ == '__main__':
+    try:
+        from lab.grading.cli import main
+    except KeyboardInterrupt:  # Ctrl-C while the grader was still loading
+        print('\ninterrupted: nothing was graded yet', file=sys.stderr)
+        sys.exit(130)
     sys.exit(main())

@@ -6,6 +6,7 @@ Each case is graded end to end with ``grade_submission`` (the probes run in
 the sandbox, the verdicts are computed here); the mechanism tests beside them
 run a small script of their own through ``run_isolated``, which is quick.
 """
+import ast
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import textwrap
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,36 +196,51 @@ def test_writing_into_its_folder_changes_only_the_copy(tmp_path):
     assert_modules_items_pass(report)
 
 
-@pytest.mark.slow
-@NEEDS_BWRAP
-def test_under_the_sandbox_other_folders_and_the_reference_cannot_be_read(tmp_path):
-    # The cheat: load the reference solution, or a classmate's, from a path on this machine.
-    classmate = make_submission(tmp_path / 'classmate')
-    folder = make_submission(tmp_path / 'copier', modules=f"""\
+COPIER = """\
 import os
-for path in ({str(classmate / 'modules.py')!r}, {str(REPO / 'modules.py')!r}):
+for path in {paths!r}:
     if os.path.exists(path):
         exec(open(path).read())
         break
 else:
     raise ImportError('nothing to copy from')
-""")
-    report = grade_submission(folder, year=2024, limits=Limits(wall_s=60, sandbox=True))
+"""
+
+
+@pytest.mark.slow
+@NEEDS_BWRAP
+def test_under_the_sandbox_other_folders_and_the_reference_cannot_be_read(tmp_path):
+    # The cheat: load the reference solution, or a classmate's, from a path on this machine.
+    classmate = make_submission(tmp_path / 'classmate')
+    folder = make_submission(tmp_path / 'copier', modules=COPIER.format(
+        paths=(str(classmate / 'modules.py'), str(REPO / 'modules.py'))))
+    report = grade_submission(folder, year=2024, limits=Limits(wall_s=60))  # the default
     assert_lost_with(report, ('ImportError', 'nothing to copy from'))
-    # Without --sandbox the same file copies the classmate: what the default does not stop.
-    report = grade_submission(folder, year=2024, limits=Limits(wall_s=60))
-    assert_modules_items_pass(report)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.getuid() != 0, reason='a user id of its own needs root')
+def test_without_the_sandbox_a_private_folder_still_cannot_be_read(tmp_path):
+    # Under its own user id the student reads what everyone may read, and no more: a
+    # classmate's folder inside a private one (pytest's, mode 700) stays out of reach.
+    classmate = make_submission(tmp_path / 'classmate')
+    folder = make_submission(tmp_path / 'copier', modules=COPIER.format(
+        paths=(str(classmate / 'modules.py'),)))
+    report = grade_submission(folder, year=2024, limits=Limits(wall_s=60, sandbox=False))
+    assert_lost_with(report, ('ImportError', 'nothing to copy from'))
 
 
 # -- the mechanism, with a small script of our own ------------------------------------------
 
 IMPORTER = textwrap.dedent("""\
-    import os, sys
+    import importlib.util, os, sys
     sys.path.insert(0, os.getcwd())
     print('sys.path', sys.path)
     print('environment', sorted(os.environ))
+    print('repository modules:', [name for name in ('lab', 'conftest', 'mlp_numpy')
+                                  if importlib.util.find_spec(name) is not None])
     import modules
-    print('imported')
+    print('imported', modules.__file__)
     """)
 
 
@@ -245,9 +262,16 @@ def test_the_student_process_sees_no_repository_and_a_scrubbed_environment(tmp_p
     outcome = run_importer(tmp_path, 'import sys\nprint(sys.stdin.read() == "")\n')
     assert outcome['problem'] is None and outcome['returncode'] == 0, outcome
     out = outcome['stdout_tail']
-    assert 'imported' in out and 'True' in out
+    assert 'True' in out
+    assert f"imported {tmp_path / 'work' / 'submission' / 'modules.py'}" in out
+    assert 'repository modules: []' in out
+    # No folder of the repository on the path; a virtual environment inside the clone
+    # (its site-packages) is the runtime, not the repository.
     path_line = next(line for line in out.splitlines() if line.startswith('sys.path'))
-    assert str(REPO) not in path_line
+    runtime = Path(sys.prefix).resolve()
+    for entry in ast.literal_eval(path_line.removeprefix('sys.path ')):
+        entry = Path(entry).resolve()
+        assert not (entry == REPO or REPO in entry.parents) or runtime in [entry, *entry.parents]
     assert 'SECRET_TOKEN' not in out and 'PYTHONPATH' not in out
 
 
@@ -308,12 +332,13 @@ def test_memory_and_file_size_limits_hold(tmp_path):
 
 
 def test_the_original_folder_is_never_written(tmp_path):
-    source = "open('modules.py', 'w').write('overwritten')\nopen('new.txt', 'w').write('new')\n"
+    source = ("open('modules.py', 'w').write('overwritten')\nopen('new.txt', 'w').write('new')\n"
+              "print('copy reads', open('modules.py').read())\n")
     outcome = run_importer(tmp_path, source)
     assert outcome['problem'] is None
+    assert 'copy reads overwritten' in outcome['stdout_tail']
     assert sorted(path.name for path in (tmp_path / 'sources').iterdir()) == ['modules.py']
     assert (tmp_path / 'sources' / 'modules.py').read_text() == source
-    assert (tmp_path / 'work' / 'submission' / 'modules.py').read_text() == 'overwritten'
 
 
 def test_symbolic_links_in_a_submission_are_not_followed(tmp_path):

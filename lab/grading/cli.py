@@ -8,24 +8,33 @@
 
 Exit codes: 0 when graded (whatever the score), 2 for a path, a zip or a rubric
 that cannot be used (one line saying why), 130 after Ctrl-C, 143 after SIGTERM.
+
+Everything a student wrote (file and folder names, exception messages) reaches the
+outputs through ``printable``: bytes that are not UTF-8 and control characters (escape
+codes) become backslash escapes, and a grades.csv cell that a spreadsheet would take
+for a formula starts with an apostrophe.
 """
 import argparse
 import concurrent.futures
+import lzma
 import multiprocessing
+import os
 import re
+import shutil
 import signal
 import stat
 import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from lab.cli import ReaderSafeStream
 from lab.fileio import atomic_write
 from lab.grading.report import (class_summary, format_class_summary, format_json,
                                 format_text, gradescope_results, write_grades_csv, write_json)
-from lab.grading.sandbox import MAX_SOURCE_BYTES, Limits, bubblewrap
+from lab.grading.sandbox import MAX_SOURCE_BYTES, Limits, bubblewrap_works
 from lab.grading.template import write_template
 
 STUDENT_FILES = ('modules.py', 'mlp_numpy.py', 'mlp_pytorch.py')
@@ -33,6 +42,18 @@ YEARS = (2023, 2024, 2025)
 MAX_ZIP_MEMBERS = 2000
 MAX_ZIP_BYTES = 20 * 2 ** 20
 """What is extracted of a zip, in all: its .py files only, each at most MAX_SOURCE_BYTES."""
+MAX_NAME_BYTES = 255
+"""The longest file or folder name Linux file systems take."""
+FORMULA_STARTS = ('=', '+', '-', '@', '\t', '\r')
+"""A spreadsheet takes a cell starting with one of these for a formula."""
+NO_SANDBOX_WARNING = (
+    "--no_sandbox: student code runs without bubblewrap's namespaces: it can reach the "
+    "network and read every file its user id may read (this repository, anything "
+    "world-readable); as root it still runs under a user id of its own")
+ROOT_WITHOUT_SANDBOX_WARNING = (
+    "bubblewrap is missing (or cannot make namespaces here): student code runs under a user "
+    "id of its own, but can reach the network and read every world-readable file, this "
+    "repository included; install the package 'bubblewrap' to close that")
 
 
 class SubmissionError(ValueError):
@@ -42,43 +63,87 @@ class SubmissionError(ValueError):
 def extract_zip(archive, folder):
     """Extract the ``.py`` files of ``archive`` into ``folder``; return the folder to grade.
 
-    Safe against hostile archives: a member whose path is absolute or climbs
-    out with ``..``, or is a link, is refused; bytes are counted as they are
-    decompressed (the sizes the archive announces are not trusted), so a zip
-    bomb stops at ``MAX_SOURCE_BYTES`` per file and ``MAX_ZIP_BYTES`` in all.
-    Returns the extracted folder holding most of the student's files (a zip
-    often holds one folder with them), the top when none is there.
+    Safe against hostile archives, and all or nothing: every member is checked before any
+    is extracted, and a member refused (a path that is absolute or climbs out with ``..``,
+    a link, an encrypted member, a name too long, a file and a folder of the same name)
+    refuses the whole zip, as does damaged data met while extracting; ``folder`` is then
+    left empty. Bytes are counted as they are decompressed (the sizes the archive
+    announces are not trusted), so a zip bomb stops at ``MAX_SOURCE_BYTES`` per file and
+    ``MAX_ZIP_BYTES`` in all. Returns the extracted folder holding most of the student's
+    files (a zip often holds one folder with them), the top when none is there.
 
     Raises
     ------
     SubmissionError
-        For a file that is not a zip, or one that is unsafe, naming the member.
+        For a file that is not a zip, or one that is unsafe or damaged, in one line
+        naming the member.
     """
     folder = Path(folder)
+    name = printable(Path(archive).name)
     try:
         with zipfile.ZipFile(archive) as bundle:
             members = bundle.infolist()
             if len(members) > MAX_ZIP_MEMBERS:
-                raise SubmissionError(f"{archive} holds {len(members)} files, more than "
+                raise SubmissionError(f"{name} holds {len(members)} files, more than "
                                       f"{MAX_ZIP_MEMBERS}: not a submission")
+            targets = _member_targets(members, folder)
             extracted = 0
-            for member in members:
-                target = _member_target(member, folder)
-                if target is not None:
-                    extracted += _extract_member(bundle, member, target, MAX_ZIP_BYTES - extracted)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as error:
-        raise SubmissionError(f"{archive} cannot be read as a zip ({error})") from None
+            for member, target in targets:
+                extracted += _extract_member(bundle, member, target, MAX_ZIP_BYTES - extracted)
+    except SubmissionError:
+        _empty(folder)
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError,
+            zlib.error, lzma.LZMAError, OSError, RuntimeError, ValueError) as error:
+        _empty(folder)
+        raise SubmissionError(f"{name} cannot be read as a zip, or its data is damaged "
+                              f"({type(error).__name__}: {printable(error)})") from None
     return _submission_folder(folder)
 
 
+def _empty(folder):
+    """Remove whatever an extraction refused half-way left in ``folder``."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _member_targets(members, folder):
+    """[(member, where it goes)] for the members to extract; raises SubmissionError for the
+    first member that refuses the zip."""
+    targets, files, folders = [], set(), set()
+    for member in members:
+        target = _member_target(member, folder)
+        path = PurePosixPath(member.filename.replace('\\', '/'))
+        if member.is_dir():
+            folders.add(path)
+        else:
+            files.add(path)
+            folders.update(path.parents)
+        if target is not None:
+            targets.append((member, target))
+    clash = files & folders
+    if clash:
+        raise SubmissionError(f"the zip holds a file and a folder both named "
+                              f"{printable(min(clash))!r}: refused")
+    return targets
+
+
 def _member_target(member, folder):
-    """Where a zip member goes in ``folder``, or None for one that is skipped."""
+    """Where a zip member goes in ``folder``, or None for one that is skipped; raises
+    SubmissionError for one that refuses the whole zip."""
+    shown = printable(member.filename)[:120]
     path = PurePosixPath(member.filename.replace('\\', '/'))
     if path.is_absolute() or '..' in path.parts or re.match(r'^[A-Za-z]:', member.filename):
-        raise SubmissionError(f"the zip member {member.filename!r} would land outside the "
-                              f"folder: refused")
+        raise SubmissionError(f"the zip member {shown!r} would land outside the folder: "
+                              f"refused")
     if stat.S_ISLNK(member.external_attr >> 16):
-        raise SubmissionError(f"the zip member {member.filename!r} is a link: refused")
+        raise SubmissionError(f"the zip member {shown!r} is a link: refused")
+    if member.flag_bits & 0x1:
+        raise SubmissionError(f"the zip member {shown!r} is encrypted: refused (zip it "
+                              f"without a password)")
+    if any(len(os.fsencode(part)) > MAX_NAME_BYTES for part in path.parts):
+        raise SubmissionError(f"the zip member {shown!r}... has a name longer than "
+                              f"{MAX_NAME_BYTES} bytes: refused")
     if (member.is_dir() or path.suffix != '.py' or '__MACOSX' in path.parts
             or any(part.startswith('.') for part in path.parts)):
         return None
@@ -94,8 +159,9 @@ def _extract_member(bundle, member, target, budget):
             written += len(chunk)
             if written > MAX_SOURCE_BYTES or written > budget:
                 raise SubmissionError(
-                    f"the zip member {member.filename!r} unpacks to more than "
-                    f"{min(MAX_SOURCE_BYTES, budget) // 2 ** 10} KiB: refused (a zip bomb?)")
+                    f"the zip member {printable(member.filename)[:120]!r} unpacks to more "
+                    f"than {min(MAX_SOURCE_BYTES, budget) // 2 ** 10} KiB: refused (a zip "
+                    f"bomb, or a file over the cap?)")
             sink.write(chunk)
     return written
 
@@ -129,11 +195,42 @@ def batch_entries(folder):
 
 def submission_name(path, taken=()):
     """A submission's name: its folder's or zip's name without the extension, or with it
-    where a folder of ``taken`` names already has that name."""
+    where a folder of ``taken`` names already has that name; ``printable``."""
     path = Path(path)
     if path.suffix.lower() == '.zip' and path.stem not in taken:
-        return path.stem
-    return path.resolve().name
+        return printable(path.stem)
+    return printable(path.resolve().name)
+
+
+def printable(text, keep_newlines=False):
+    """``text`` safe to print, write to a CSV and use as a file name: bytes that are not
+    UTF-8 (a name from a Windows zip) and control characters (escape codes) become
+    backslash escapes; with ``keep_newlines``, line breaks stay."""
+    text = str(text).encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+    return ''.join(character if character.isprintable() or (keep_newlines and character == '\n')
+                   else character.encode('unicode_escape').decode('ascii')
+                   for character in text)
+
+
+def printable_report(report):
+    """The report with every text a student could have put in it made ``printable``."""
+    report = dict(report)
+    report['submission'] = printable(report.get('submission', ''))
+    report['problems'] = [printable(problem) for problem in report.get('problems', [])]
+    report['items'] = [{**item, **{key: printable(item[key], keep_newlines=True)
+                                   for key in ('diagnosis', 'mistake') if key in item}}
+                       for item in report.get('items', [])]
+    return report
+
+
+def spreadsheet_safe(report):
+    """The report with its submission name and first problem unable to start a formula
+    in a spreadsheet (an apostrophe in front, as spreadsheets themselves write it)."""
+    def cell(text):
+        return "'" + text if text.startswith(FORMULA_STARTS) else text
+    problems = list(report.get('problems', []))
+    return {**report, 'submission': cell(report['submission']),
+            'problems': [cell(problems[0]), *problems[1:]] if problems else []}
 
 
 def grade_path(path, year=None, rubric_path=None, limits=None, name=None):
@@ -157,24 +254,42 @@ def grade_path(path, year=None, rubric_path=None, limits=None, name=None):
         report = grade_submission(folder, year=year, rubric=rubric, limits=limits).to_json()
     report['submission'] = name or submission_name(path)
     report['problems'] = problems + list(report.get('problems', []))
-    return report
+    return printable_report(report)
+
+
+_GRADING = False
+"""Whether this batch worker is grading now (its SIGTERM must then kill the student code)."""
 
 
 def _grade_in_worker(path, name, year, rubric_path, limits):
-    """A batch's unit of work: never raises, so one submission cannot stop the batch."""
+    """A batch's unit of work: never raises, so one submission cannot stop the batch. Stopped
+    by SIGTERM, it kills the student code it runs, then ends the worker without a word."""
+    global _GRADING
     started = time.monotonic()
     try:
+        _GRADING = True
         return grade_path(path, year, rubric_path, limits, name)
+    except Terminated:
+        os._exit(143)
     except Exception as error:  # a grader bug must cost one row, not the batch
         return {'submission': name, 'year': year, 'total': 0, 'max_total': 0,
                 'items': [], 'elapsed_s': time.monotonic() - started,
-                'problems': [f"the grader failed on this submission: "
-                             f"{type(error).__name__}: {error}"]}
+                'problems': [printable(f"the grader failed on this submission: "
+                                       f"{type(error).__name__}: {error}")]}
+    finally:
+        _GRADING = False
 
 
 def _start_worker():
-    """A worker stops on SIGTERM as on Ctrl-C: killing the student code it runs."""
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    """SIGTERM stops a worker: while it grades, as Ctrl-C would (killing the student code);
+    between submissions, at once. Ctrl-C itself reaches it blocked (see ``grade_batch``)."""
+    signal.signal(signal.SIGTERM, _stop_worker)
+
+
+def _stop_worker(signum, frame):
+    if _GRADING:
+        raise Terminated()
+    os._exit(143)
 
 
 def grade_batch(folder, out_dir, jobs, year=None, rubric_path=None, limits=None,
@@ -185,6 +300,11 @@ def grade_batch(folder, out_dir, jobs, year=None, rubric_path=None, limits=None,
     for each submission (as soon as it is graded), ``class_summary.txt`` and
     ``class_summary.json``; after Ctrl-C or SIGTERM, those of the submissions
     graded so far. Returns the reports, in the order of the names.
+
+    Ctrl-C from a terminal reaches the whole process group: the workers are started with
+    SIGINT blocked (a blocked signal stays blocked across exec), so only this process sees
+    it; it then stops the workers with SIGTERM (each kills the student code it runs) and
+    writes what was graded with SIGINT blocked, so a late Ctrl-C cannot cut that short.
     """
     from tqdm import tqdm
     entries = batch_entries(folder)
@@ -196,9 +316,10 @@ def grade_batch(folder, out_dir, jobs, year=None, rubric_path=None, limits=None,
     context = multiprocessing.get_context('spawn')  # no fork of a process holding threads
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
                                                   initializer=_start_worker)
-    futures = {pool.submit(_grade_in_worker, entry, names[entry], year, rubric_path, limits):
-               entry for entry in entries}
     try:
+        with _signals_blocked(signal.SIGINT):
+            futures = {pool.submit(_grade_in_worker, entry, names[entry], year, rubric_path,
+                                   limits): entry for entry in entries}
         for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
                            unit='submission', disable=not progress):
             report = future.result()
@@ -207,21 +328,48 @@ def grade_batch(folder, out_dir, jobs, year=None, rubric_path=None, limits=None,
             write_json(out_dir / 'feedback' / f"{report['submission']}.json", feedback)
         pool.shutdown()
     except BaseException:
-        # Stop the workers now (each kills the student code it runs), not after their
-        # current submissions: ProcessPoolExecutor has no public way before Python 3.14.
-        for process in list(getattr(pool, '_processes', {}).values()):
-            process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_workers(pool)
         raise
     finally:
-        graded = [reports[entry] for entry in entries if entry in reports]
-        write_grades_csv(out_dir / 'grades.csv', graded)
-        summary = class_summary(graded)
-        write_json(out_dir / 'class_summary.json', summary)
-        text = format_class_summary(summary) + '\n'
-        atomic_write(out_dir / 'class_summary.txt',
-                     lambda temporary: Path(temporary).write_text(text))
+        with _signals_blocked(signal.SIGINT, signal.SIGTERM):
+            graded = [reports[entry] for entry in entries if entry in reports]
+            write_grades_csv(out_dir / 'grades.csv', [spreadsheet_safe(report)
+                                                      for report in graded])
+            summary = class_summary(graded)
+            write_json(out_dir / 'class_summary.json', summary)
+            text = format_class_summary(summary) + '\n'
+            atomic_write(out_dir / 'class_summary.txt',
+                         lambda temporary: Path(temporary).write_text(text))
     return graded
+
+
+def _stop_workers(pool, grace_s=1.0):
+    """SIGTERM the pool's workers, SIGKILL those still there after ``grace_s``, and drop the
+    pool without waiting for its queue (ProcessPoolExecutor has no public way before 3.14)."""
+    processes = list(getattr(pool, '_processes', {}).values())
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.exitcode is None:
+            process.kill()
+            process.join(1.0)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _signals_blocked:
+    """Hold ``signals`` back in this thread (and in the processes it starts) while inside;
+    one that arrived meanwhile is delivered on leaving."""
+
+    def __init__(self, *signals):
+        self.signals = set(signals)
+
+    def __enter__(self):
+        self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
+
+    def __exit__(self, *exception):
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.previous)
 
 
 def build_parser():
@@ -248,9 +396,14 @@ def build_parser():
     parser.add_argument('--timeout', type=float, default=Limits.wall_s, metavar='SECONDS',
                         help=f'wall-clock seconds a submission may run (default: '
                              f'{Limits.wall_s:g})')
-    parser.add_argument('--sandbox', action='store_true',
-                        help='run student code under bubblewrap: no network, and a file '
-                             'system of only the Python runtime and the submission')
+    walls = parser.add_mutually_exclusive_group()
+    walls.add_argument('--sandbox', dest='sandbox', action='store_true', default=None,
+                       help='require bubblewrap (the default wherever it is installed and '
+                            'works): no network, and a file system of only the Python '
+                            'runtime and the submission')
+    walls.add_argument('--no_sandbox', dest='sandbox', action='store_false',
+                       help='run student code without bubblewrap (see docs/grading.md for '
+                            'what that gives up)')
     parser.add_argument('--template', default=None, metavar='OUT',
                         help="write the student's starting files into OUT and exit")
     parser.add_argument('--no_progress', dest='progress', action='store_false',
@@ -318,11 +471,15 @@ def run(parser, args):
             load_rubric(args.rubric)
         except RubricError as error:
             parser.error(f"--rubric: {error}")
-    if args.sandbox and bubblewrap() is None:
-        parser.error("--sandbox needs bubblewrap (bwrap): install the package 'bubblewrap', "
-                     "or grade without --sandbox")
     if args.timeout <= 0:
         parser.error(f"--timeout must be more than 0 seconds, got {args.timeout:g}")
+    if args.sandbox and not bubblewrap_works():
+        parser.error("--sandbox needs bubblewrap (bwrap) able to make namespaces here: install "
+                     "the package 'bubblewrap', or grade with --no_sandbox")
+    if args.sandbox is False:
+        print(NO_SANDBOX_WARNING, file=sys.stderr)
+    elif os.getuid() == 0 and not bubblewrap_works():
+        print(ROOT_WITHOUT_SANDBOX_WARNING, file=sys.stderr)
     limits = Limits(wall_s=args.timeout, sandbox=args.sandbox)
     if is_batch(path):
         out_dir = Path(args.out or 'grades')

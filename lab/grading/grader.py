@@ -83,8 +83,9 @@ def file_problems(folder):
     problems = []
     for name in STUDENT_FILES:
         path = Path(folder) / name
-        if not path.is_file():
-            problems.append(f'{name} is missing: the items that need it get 0 points')
+        unusable = unusable_file(path)
+        if unusable:
+            problems.append(f'{unusable}: the items that need it get 0 points')
             continue
         try:
             source = path.read_text(encoding='utf-8')
@@ -93,6 +94,26 @@ def file_problems(folder):
             continue
         problems.extend(source_problems(name, source))
     return problems
+
+
+def unusable_file(path):
+    """Why the student's file ``path`` is neither read nor run (one line), or None.
+
+    A symbolic link is not followed (it could point at another student's file or the
+    reference), and a file over ``MAX_SOURCE_BYTES`` is not read: the sandbox copies
+    neither, so the grader reads neither.
+    """
+    from lab.grading.sandbox import MAX_SOURCE_BYTES
+    if path.is_symlink():
+        return (f'{path.name} is a symbolic link: not read and not run (hand in the file '
+                f'itself)')
+    if not path.is_file():
+        return f'{path.name} is missing'
+    size = path.stat().st_size
+    if size > MAX_SOURCE_BYTES:
+        return (f'{path.name} is {size / 2 ** 20:.1f} MiB, over the cap of '
+                f'{MAX_SOURCE_BYTES / 2 ** 20:g} MiB: not read and not run')
+    return None
 
 
 def source_problems(name, source):
@@ -109,6 +130,10 @@ def source_problems(name, source):
     except SyntaxError as error:
         if not problems:
             problems.append(f'{name} line {error.lineno}: syntax error: {error.msg}')
+        return problems
+    except (RecursionError, MemoryError):
+        problems.append(f'{name}: an expression nested too deeply for Python to parse '
+                        f'(a very long or deeply nested line?)')
         return problems
     for node in ast.walk(tree):
         problems.extend(import_problems(name, node))
@@ -148,9 +173,11 @@ def detect_year(folder):
     ``(year, how)`` with ``how`` a few words for the report.
     """
     path = Path(folder) / 'modules.py'
+    if unusable_file(path):
+        return DEFAULT_YEAR, 'assumed: modules.py cannot be read'
     try:
         tree = ast.parse(path.read_text(encoding='utf-8'))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
         return DEFAULT_YEAR, 'assumed: modules.py cannot be read'
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name == 'ELUModule':

@@ -1,25 +1,36 @@
 """Running a student's code in a process of its own, with limits, and reading back only data.
 
 The grader never imports a submission. ``run_probes`` copies the submission's
-``.py`` files into a fresh temporary folder, copies ``probes.py`` beside them
-and runs it in a new Python process that:
+``.py`` files into a fresh run folder, copies ``probes.py`` beside them and runs
+it in a new Python process (``launch``, the one way this module starts student
+code) that:
 
 * starts with ``python -I -B`` from the copy: neither this repository nor the
   current folder is on its import path, and ``PYTHON*`` variables are ignored;
 * gets a scrubbed environment (a whitelist: ``PATH``, ``HOME`` and ``TMPDIR``
-  inside the temporary folder, one BLAS thread) and no stdin;
-* runs under resource limits: CPU seconds, address space, file size, core
-  dumps off, and (for a user other than root, who is exempt) a process count;
+  inside the run folder, one BLAS thread), no stdin, pipes for stdout and
+  stderr (never the grader's own), no controlling terminal and a session of its
+  own, and SIGKILL when the grader's thread that started it dies;
+* when the grader runs as root, runs under a user id of its own (``StudentUser``:
+  a free id of systemd's dynamic-user range, locked for the run, so two runs of a
+  batch never share one), with no supplementary groups: it can neither signal,
+  trace nor read the grader or another run, and its run folder is readable by that
+  id alone;
+* runs under resource limits: CPU seconds, address space, file size, core dumps
+  off, a process count for its user id, and, where this process may make control
+  groups (``RunCgroup``), the memory and the process count of all its processes
+  together; as root its run folder is a tmpfs of ``Limits.disk_bytes``, so what
+  it writes in all is bounded;
 * is stopped, with all its descendants, after a wall-clock timeout, when it
-  prints more than a cap, or when it has more processes than a cap. The
-  descendants are found through ``/proc``; this process is made a "child
-  subreaper", so a grandchild whose parent died (or which left the process
-  group with ``setsid``) is still ours to find and kill.
+  prints more than a cap, or when it has more processes than a cap: its control
+  group, every process of its user id, and every descendant found through
+  ``/proc`` (this process is a "child subreaper", so a grandchild that left the
+  group is still found) are killed, until none is left.
 
-With ``Limits(sandbox=True)`` and bubblewrap (``bwrap``) installed, the process
-also runs in namespaces of its own: no network, its own process IDs (all of
-them die with it), and a file system holding only the Python runtime, the
-system libraries and the temporary folder.
+By default, where bubblewrap (``bwrap``) is installed and works, the process also
+runs in namespaces of its own: no network, its own process IDs (all of them die
+with it), its own ``/dev/shm`` and ``/tmp``, and a file system holding only the
+Python runtime, the system libraries and the run folder.
 
 What comes back is data: an ``.npz`` file, read with ``allow_pickle=False``
 and checked by ``load_results``, and the tails of stdout and stderr. The
@@ -27,13 +38,18 @@ verdicts are computed from that data in the grader's process, so nothing the
 student's code does to its own process (patching NumPy, exiting early) can
 change them.
 """
+import contextlib
 import ctypes
+import fcntl
+import functools
 import json
 import math
 import os
+import pwd
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -48,14 +64,27 @@ import numpy as np
 
 GiB, MiB = 2 ** 30, 2 ** 20
 PROBES_SCRIPT = Path(__file__).with_name('probes.py')
-MAX_SOURCE_BYTES = 2 * MiB
-"""A student's .py file larger than this is not copied (no real solution comes close)."""
+MAX_SOURCE_BYTES = MiB
+"""A student's .py file larger than this is neither copied nor read (no real solution comes
+close: ours are under 40 kB); the report says so."""
 MAX_SOURCE_FILES = 50
 TAIL_CHARACTERS = 8000
 POLL_SECONDS = 0.05
-PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
+MNT_DETACH, CLONE_NEWNS = 2, 0x00020000
 RUN_MARK = 'GRADING_RUN'
 """The environment variable that marks every process of one run."""
+STUDENT_UIDS = range(61184, 65520)
+"""User ids for student code when the grader runs as root: systemd's range for dynamic users,
+ids that no account owns. Each run locks one (``StudentUser``), so two runs of a batch never
+share an id and one cannot signal, trace or read the other."""
+UID_LOCK_FOLDERS = (Path('/run/grading-uids'), Path(tempfile.gettempdir()) / 'grading-uids')
+"""Where the locks of the student user ids live: the first that is root's alone."""
+SHARED_WRITABLE_FOLDERS = ('/dev/shm', '/tmp', '/var/tmp')
+"""Folders anyone may write to: a run without bubblewrap is cleared out of them when it ends."""
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -69,25 +98,32 @@ class Limits:
     cpu_s : int
         CPU seconds (RLIMIT_CPU) of each of its processes.
     memory_bytes : int
-        Address space (RLIMIT_AS) of each of its processes; importing torch
-        alone takes about 0.8 GB.
+        Address space (RLIMIT_AS) of each of its processes and, where a control group
+        can be made, the memory of all of them together (files in its tmpfs folders and
+        ``/dev/shm`` included); importing torch alone takes about 0.8 GB.
     file_bytes : int
         Largest file it may write (RLIMIT_FSIZE).
+    disk_bytes : int
+        Bytes its run folder may hold in all (a tmpfs of this size, as root).
     output_bytes : int
         Bytes of stdout and stderr together before it is stopped.
     max_processes : int
-        Processes it may have at once before it is stopped (a fork bomb).
-    sandbox : bool
-        Run it under bubblewrap: no network, its own process IDs, and a file
-        system of the Python runtime and its own folder only.
+        Processes it may have at once before it is stopped (a fork bomb); the kernel's
+        own bound, for its user id and its control group, is four times this in tasks
+        (threads count).
+    sandbox : bool or None
+        Run it under bubblewrap: no network, its own process IDs, and a file system of
+        the Python runtime and its own folder only. None (the default): wherever
+        bubblewrap is installed and works.
     """
     wall_s: float = 60.0
     cpu_s: int = 120
     memory_bytes: int = 4 * GiB
     file_bytes: int = 64 * MiB
+    disk_bytes: int = 256 * MiB
     output_bytes: int = 8 * MiB
     max_processes: int = 32
-    sandbox: bool = False
+    sandbox: bool | None = None
 
 
 @dataclass
@@ -109,6 +145,8 @@ class ProbeRun:
     problem : str or None
         One line saying why the run ended abnormally, ready to stand in a
         diagnosis; None when it ended normally.
+    out_of_memory : bool
+        Whether the run met its memory limit (the kernel's verdict, not its text).
     """
     returncode: int | None
     timed_out: bool
@@ -117,6 +155,7 @@ class ProbeRun:
     results_path: Path | None
     elapsed_s: float
     problem: str | None = None
+    out_of_memory: bool = False
     work_dir: Path | None = field(default=None, repr=False)
     owns_work_dir: bool = field(default=False, repr=False)
 
@@ -133,6 +172,36 @@ class ResultsError(ValueError):
 def bubblewrap():
     """The path of ``bwrap``, or None where bubblewrap is not installed."""
     return shutil.which('bwrap')
+
+
+@functools.cache
+def bubblewrap_works():
+    """Whether bubblewrap is installed and can make its namespaces here, as the student's
+    user would run it (a container may forbid user namespaces)."""
+    if bubblewrap() is None:
+        return False
+    user = StudentUser.allocate() if os.getuid() == 0 else None
+    try:
+        command = [*sandbox_command(Path(tempfile.gettempdir())), '/bin/true']
+        return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=30,
+                              preexec_fn=_limit_resources(Limits(), None, user)).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        if user is not None:
+            user.release()
+
+
+def use_sandbox(limits):
+    """Whether a run with ``limits`` goes under bubblewrap; raises RuntimeError where it was
+    asked for (``sandbox=True``) and cannot."""
+    if limits.sandbox is None:
+        return bubblewrap_works()
+    if limits.sandbox and not bubblewrap_works():
+        raise RuntimeError("the sandbox needs bubblewrap (bwrap) able to make user namespaces: "
+                           "install the package 'bubblewrap', or grade with --no_sandbox")
+    return limits.sandbox
 
 
 def copy_sources(submission_dir, destination):
@@ -182,16 +251,423 @@ def _user_task_count():
     return count
 
 
-def _limit_resources(limits, task_limit):
-    """The ``preexec_fn`` of the student's process: a session of its own, and rlimits."""
+# -- a user id of its own, a control group, a run folder -----------------------------------
+
+def _user_ids():
+    """{pid: the set of its user ids (real, effective, saved, file system)}, from /proc."""
+    users = {}
+    for entry in os.scandir('/proc'):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry.name}/status', 'rb') as status:
+                for line in status:
+                    if line.startswith(b'Uid:'):
+                        users[int(entry.name)] = {int(value) for value in line.split()[1:]}
+                        break
+        except (OSError, ValueError):
+            continue
+    return users
+
+
+def pids_of_user(uid):
+    """Every process (zombies included) that runs with ``uid`` as any of its user ids."""
+    return [pid for pid, uids in _user_ids().items() if uid in uids]
+
+
+def _uid_lock_folder():
+    """The first of ``UID_LOCK_FOLDERS`` that is a folder of root's alone (made if missing)."""
+    for folder in UID_LOCK_FOLDERS:
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            info = os.lstat(folder)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and not info.st_mode & 0o077:
+            return folder
+    raise RuntimeError(f"no folder for the locks of student user ids: {UID_LOCK_FOLDERS[0]} "
+                       f"must be a folder of root's alone (mode 700)")
+
+
+def _has_account(uid):
+    try:
+        pwd.getpwuid(uid)
+        return True
+    except KeyError:
+        return False
+
+
+@dataclass
+class StudentUser:
+    """A user id (and the group id of the same number) for one run's processes, locked
+    until ``release`` so that no other run, in this process or another, takes it.
+
+    Only root can use one. An id is free when no account owns it, no process runs with
+    it and no run holds its lock (a ``flock``, released by the kernel if the grader dies).
+    """
+    uid: int
+    lock: int = field(repr=False)
+
+    @classmethod
+    def allocate(cls):
+        folder = _uid_lock_folder()
+        running = set().union(*_user_ids().values())
+        first = os.getpid() % len(STUDENT_UIDS)
+        for offset in range(len(STUDENT_UIDS)):
+            uid = STUDENT_UIDS[(first + offset) % len(STUDENT_UIDS)]
+            if uid in running or _has_account(uid):
+                continue
+            lock = os.open(folder / f'{uid}.lock',
+                           os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(lock)
+                continue
+            if pids_of_user(uid):  # started between the look and the lock
+                os.close(lock)
+                continue
+            return cls(uid, lock)
+        raise RuntimeError(f"no free user id for student code in {STUDENT_UIDS.start}-"
+                           f"{STUDENT_UIDS.stop - 1}: are that many runs going on?")
+
+    def release(self):
+        os.close(self.lock)
+
+
+class RunCgroup:
+    """A control group of one run: bounds the memory (files in tmpfs and ``/dev/shm``
+    included) and the tasks of all its processes together, and kills them all at once.
+
+    cgroup v2 where ``/sys/fs/cgroup`` is the unified hierarchy with the memory and pids
+    controllers and writable; else cgroup v1's ``memory`` and ``pids`` hierarchies.
+    ``create`` returns None where neither can be written (not root, or a read-only
+    ``/sys/fs/cgroup``, as in most containers).
+    """
+    ROOT = Path('/sys/fs/cgroup')
+
+    def __init__(self, folders, version):
+        self.folders, self.version = folders, version
+
+    @classmethod
+    def create(cls, name, memory_bytes, max_tasks):
+        for make in (cls._create_v2, cls._create_v1):
+            try:
+                group = make(name, memory_bytes, max_tasks)
+            except OSError:
+                continue
+            if group is not None:
+                return group
+        return None
+
+    @classmethod
+    def _create_v2(cls, name, memory_bytes, max_tasks):
+        controllers = cls.ROOT / 'cgroup.controllers'
+        if not controllers.is_file() or not {'memory', 'pids'} <= set(
+                controllers.read_text().split()):
+            return None
+        subtree = cls.ROOT / 'cgroup.subtree_control'
+        if not {'memory', 'pids'} <= set(subtree.read_text().split()):
+            subtree.write_text('+memory +pids')
+        group = cls([cls.ROOT / name], 2)
+        group.folders[0].mkdir()
+        try:
+            group._write('memory.max', memory_bytes)
+            group._write('memory.swap.max', 0, optional=True)
+            group._write('pids.max', max_tasks)
+        except OSError:
+            group.remove()
+            raise
+        return group
+
+    @classmethod
+    def _create_v1(cls, name, memory_bytes, max_tasks):
+        memory, pids = cls.ROOT / 'memory', cls.ROOT / 'pids'
+        if not (memory / 'memory.limit_in_bytes').is_file() or not (pids / 'cgroup.procs').is_file():
+            return None
+        group = cls([memory / name, pids / name], 1)
+        try:
+            for folder in group.folders:
+                folder.mkdir()
+            group._write('memory.limit_in_bytes', memory_bytes)
+            group._write('memory.memsw.limit_in_bytes', memory_bytes, optional=True)
+            group._write('pids.max', max_tasks)
+        except OSError:
+            group.remove()
+            raise
+        return group
+
+    def _write(self, name, value, optional=False):
+        for folder in self.folders:
+            if (folder / name).exists():
+                (folder / name).write_text(str(value))
+                return
+        if not optional:
+            raise FileNotFoundError(f"no {name} in the control group {self.folders[0]}")
+
+    def join(self):
+        """Move the calling process into the group (the child, before it drops root)."""
+        for folder in self.folders:
+            with open(folder / 'cgroup.procs', 'w') as procs:
+                procs.write(str(os.getpid()))
+
+    def pids(self):
+        found = set()
+        for folder in self.folders:
+            try:
+                found.update(int(line) for line in (folder / 'cgroup.procs').read_text().split())
+            except (OSError, ValueError):
+                continue
+        return found
+
+    def kill(self):
+        """SIGKILL every process in the group (at once, where cgroup.kill exists)."""
+        if self.version == 2 and (self.folders[0] / 'cgroup.kill').exists():
+            with contextlib.suppress(OSError):
+                (self.folders[0] / 'cgroup.kill').write_text('1')
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+    def out_of_memory(self):
+        """Whether the kernel killed a process of the group for its memory limit."""
+        events = 'memory.events' if self.version == 2 else 'memory.oom_control'
+        for folder in self.folders:
+            with contextlib.suppress(OSError, ValueError):
+                for line in (folder / events).read_text().splitlines():
+                    key, _, value = line.partition(' ')
+                    if key == 'oom_kill' and int(value) > 0:
+                        return True
+        return False
+
+    def remove(self):
+        """Kill what is left in the group and remove it."""
+        for _ in range(100):
+            self.kill()
+            for folder in self.folders:
+                with contextlib.suppress(FileNotFoundError, OSError):
+                    folder.rmdir()
+            if not any(folder.exists() for folder in self.folders):
+                return
+            time.sleep(0.02)
+
+
+def _mount_tmpfs(folder, size_bytes):
+    """Mount a tmpfs of ``size_bytes`` (no devices, set-uid or executables) on ``folder``;
+    return whether it worked (root only)."""
+    options = f'size={size_bytes},mode=0711'.encode()
+    return _LIBC.mount(b'tmpfs', os.fsencode(folder), b'tmpfs',
+                       MS_NOSUID | MS_NODEV | MS_NOEXEC, options) == 0
+
+
+def _unmount(folder):
+    _LIBC.umount2(os.fsencode(folder), MNT_DETACH)
+
+
+def runtime_folders():
+    """The folders of the Python runtime the student's process needs: the interpreter's and
+    the installation's (its site-packages with NumPy and torch)."""
+    return sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
+                   Path(sys.executable).resolve().parent})
+
+
+def _walls_in_the_way(folders):
+    """[(folder, the topmost folder above it that other users cannot enter)] for each of
+    ``folders`` hidden so from a user with no rights (Python installed under /root)."""
+    hidden = []
+    for folder in folders:
+        if any(other in folder.parents for other in folders):
+            continue  # comes with the folder above it
+        blocked = [parent for parent in folder.parents
+                   if not os.stat(parent).st_mode & stat.S_IXOTH]
+        if blocked:
+            hidden.append((folder, blocked[-1]))
+    return hidden
+
+
+def _reveal(hidden):
+    """In a mount namespace of the calling process's own: cover each wall of ``hidden`` with
+    an empty tmpfs and bind the folder behind it back in place (root only; the student's
+    process, before it drops root, so that its user reaches the runtime and nothing else
+    behind those walls)."""
+    _check(_LIBC.unshare(CLONE_NEWNS))
+    _check(_LIBC.mount(None, b'/', None, MS_REC | MS_PRIVATE, None))
+    handles = [(folder, os.open(folder, os.O_PATH | os.O_DIRECTORY)) for folder, _ in hidden]
+    for wall in sorted({wall for _, wall in hidden}, key=lambda path: len(path.parts)):
+        _check(_LIBC.mount(b'tmpfs', os.fsencode(wall), b'tmpfs', MS_NOSUID | MS_NODEV,
+                           b'mode=0755'))
+    for folder, handle in handles:
+        os.makedirs(folder, exist_ok=True)
+        _check(_LIBC.mount(f'/proc/self/fd/{handle}'.encode(), os.fsencode(folder), None,
+                           MS_BIND | MS_REC, None))
+        os.close(handle)
+
+
+def _check(result):
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+
+
+def _remove_files_of(uid):
+    """Delete what ``uid`` left in the folders anyone may write to (links are not followed)."""
+    for shared in SHARED_WRITABLE_FOLDERS:
+        try:
+            entries = list(os.scandir(shared))
+        except OSError:
+            continue
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+
+
+@dataclass
+class RunSetup:
+    """A prepared run: its folder, the copy of the script it runs, and its walls.
+
+    Attributes
+    ----------
+    work_dir : Path
+        The run folder: ``submission/`` (the copy, its working folder), ``runner/``
+        (the script), ``home/``, ``tmp/`` and ``results/``.
+    runner : Path
+        The copy of the script the run executes.
+    user : StudentUser or None
+        The run's own user id (as root), else None: it runs as the grader's user.
+    cgroup : RunCgroup or None
+        The run's control group, where one could be made.
+    sandboxed : bool
+        Whether it runs under bubblewrap.
+    mounted : bool
+        Whether ``work_dir`` is a tmpfs of ``limits.disk_bytes``.
+    """
+    work_dir: Path
+    runner: Path
+    limits: Limits
+    user: StudentUser | None
+    cgroup: RunCgroup | None
+    sandboxed: bool
+    mounted: bool
+
+
+@contextlib.contextmanager
+def prepared_run(script, sources, limits, work_dir):
+    """Prepare a run of ``script`` on a copy of ``sources`` in ``work_dir``; yield its
+    ``RunSetup``; on leaving, whatever happened, kill every process of the run and undo it
+    all (the user id, the control group, the files it left in shared folders, the mount).
+
+    As root the run gets a user id of its own, its run folder is readable by that id alone
+    (subfolders of mode 700 in a folder of mode 711), and, where the kernel allows, a tmpfs
+    of ``limits.disk_bytes`` and a control group of ``limits.memory_bytes``.
+    """
+    work_dir = Path(work_dir)
+    sandboxed = use_sandbox(limits)
+    user = StudentUser.allocate() if os.getuid() == 0 else None
+    cgroup, mounted = None, False
+    try:
+        if user is not None:
+            mounted = _mount_tmpfs(work_dir, limits.disk_bytes)
+            os.chmod(work_dir, 0o711)
+            cgroup = RunCgroup.create(f'grading-{user.uid}-{os.getpid()}', limits.memory_bytes,
+                                      4 * limits.max_processes)
+        owner = user.uid if user is not None else os.getuid()
+        for name in ('submission', 'home', 'tmp', 'results'):
+            (work_dir / name).mkdir(mode=0o700, exist_ok=True)
+        copy_sources(sources, work_dir / 'submission')
+        for path in [*(work_dir / 'submission').iterdir(), *(work_dir / name for name in (
+                'submission', 'home', 'tmp', 'results'))]:
+            os.chown(path, owner, owner, follow_symlinks=False)
+        (work_dir / 'runner').mkdir(mode=0o755, exist_ok=True)
+        runner = work_dir / 'runner' / Path(script).name
+        shutil.copyfile(script, runner)
+        os.chmod(runner, 0o644)
+        yield RunSetup(work_dir, runner, limits, user, cgroup, sandboxed, mounted)
+    finally:
+        if cgroup is not None:
+            cgroup.remove()
+        if user is not None:
+            _kill_user(user.uid)
+            if not sandboxed:
+                _remove_files_of(user.uid)
+        if mounted:
+            _keep_results_and_unmount(work_dir)
+        if user is not None:
+            user.release()
+
+
+def _keep_results_and_unmount(work_dir):
+    """Unmount the run's tmpfs, keeping the plain files of ``results/`` (each at most
+    ``MAX_RESULTS_BYTES``): copied out to the grader's own folder, then back in place."""
+    results = work_dir / 'results'
+    with tempfile.TemporaryDirectory(prefix='grading-results-') as keep:
+        kept = []
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(results):
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode) and info.st_size <= MAX_RESULTS_BYTES:
+                    shutil.copyfile(entry.path, Path(keep) / entry.name, follow_symlinks=False)
+                    kept.append(entry.name)
+        _unmount(work_dir)
+        results.mkdir(mode=0o700, exist_ok=True)
+        for name in kept:
+            shutil.move(Path(keep) / name, results / name)
+
+
+def _kill_user(uid):
+    """SIGKILL every process of ``uid`` until none is left, reaping those that are ours."""
+    for _ in range(200):
+        pids = pids_of_user(uid)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.01)
+
+
+def _limit_resources(limits, task_limit, user=None, cgroup=None, extra_folders=()):
+    """The ``preexec_fn`` of the student's process: a session of its own (so no controlling
+    terminal), its control group, rlimits, its own user id with no groups, and SIGKILL when
+    the thread that started it ends.
+
+    Where the Python runtime (or one of ``extra_folders``) lies behind a folder that other
+    users cannot enter, the process gets a mount namespace of its own in which that folder
+    is an empty tmpfs with only the runtime bound back in (``_reveal``).
+
+    The parent-death signal is set last: a change of user id clears it. It follows the
+    thread that calls ``Popen``: start student processes from a thread that outlives them.
+    """
+    parent = os.getpid()
+    hidden = _walls_in_the_way([*runtime_folders(), *extra_folders]) if user else []
+
     def apply():
         os.setsid()
+        if cgroup is not None:
+            cgroup.join()
+        if hidden:
+            _reveal(hidden)
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if task_limit is not None:
+        if user is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (4 * limits.max_processes,) * 2)
+            os.setgroups([])
+            os.setresgid(user.uid, user.uid, user.uid)
+            os.setresuid(user.uid, user.uid, user.uid)
+        elif task_limit is not None:
             resource.setrlimit(resource.RLIMIT_NPROC, (task_limit, task_limit))
+        os.umask(0o077)
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the grader died before the signal was set
+            os._exit(1)
     return apply
 
 
@@ -310,13 +786,18 @@ def _orphaned_bubblewraps():
 
 
 def _kill_all(process):
-    """SIGKILL the student's process group and every process of the run, until none is left.
+    """SIGKILL every process of the run, until none is left: its control group and user id
+    (where it has them), its process group, and every process seen in the run.
 
     Every process seen in the run is killed and, once it is this process's child (an
     orphan re-parented to the subreaper), reaped, even when, as a zombie, it no longer
     shows the run's mark.
     """
     for _ in range(100):
+        if process.cgroup is not None:
+            process.cgroup.kill()
+        if process.user is not None:
+            _kill_user(process.user.uid)
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -371,62 +852,72 @@ class ByteCounter:
             self.total += count
 
 
-def sandbox_command(work_dir):
-    """The bubblewrap prefix: no network, own pids, and only the runtime and ``work_dir``."""
-    runtime = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
-               Path(sys.executable).resolve().parent}
-    command = [bubblewrap(), '--unshare-net', '--unshare-pid', '--unshare-ipc',
-               '--unshare-uts', '--die-with-parent', '--new-session',
+def sandbox_command(work_dir, limits=None):
+    """The bubblewrap prefix: no network, own pids, and only the runtime and ``work_dir``;
+    ``/tmp`` and ``/dev/shm`` are its own tmpfs of ``limits.disk_bytes`` each."""
+    size = str((limits or Limits()).disk_bytes)
+    command = [bubblewrap(), '--unshare-user', '--unshare-net', '--unshare-pid',
+               '--unshare-ipc', '--unshare-uts', '--die-with-parent', '--new-session',
                '--ro-bind', '/usr', '/usr', '--symlink', 'usr/lib', '/lib',
                '--symlink', 'usr/lib64', '/lib64', '--symlink', 'usr/bin', '/bin',
                '--ro-bind-try', '/etc/ld.so.cache', '/etc/ld.so.cache',
-               '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp']
-    for folder in sorted(runtime):
+               '--proc', '/proc', '--dev', '/dev', '--size', size, '--tmpfs', '/dev/shm',
+               '--size', size, '--tmpfs', '/tmp']
+    for folder in runtime_folders():
         command += ['--ro-bind', str(folder), str(folder)]
     return command + ['--bind', str(work_dir), str(work_dir)]
+
+
+def start_process(setup, arguments, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE):
+    """Start ``python -I -B`` on the run's script with ``arguments``, behind every wall of
+    ``setup``: the one way student code is started.
+
+    Returns the ``Popen``, with ``run_mark``, ``seen``, ``user`` and ``cgroup`` set for
+    ``_kill_all``. Its stderr is a pipe; stdin and stdout are what is given (never this
+    process's own: the defaults are nothing and a pipe).
+    """
+    work_dir, limits = setup.work_dir, setup.limits
+    command = [sys.executable, '-I', '-B', str(setup.runner), *map(str, arguments)]
+    if setup.sandboxed:
+        command = [*sandbox_command(work_dir, limits), '--chdir', str(work_dir / 'submission'),
+                   *command]
+    task_limit = None if setup.user is not None else (
+        _user_task_count() + 4 * limits.max_processes)
+    _become_subreaper()
+    run_mark = f'{os.getpid()}-{time.monotonic_ns()}'
+    process = subprocess.Popen(command, cwd=work_dir / 'submission', stdin=stdin,
+                               stdout=stdout, stderr=subprocess.PIPE,
+                               env=scrubbed_environment(work_dir, run_mark),
+                               preexec_fn=_limit_resources(limits, task_limit, setup.user,
+                                                           setup.cgroup, [work_dir.resolve()]))
+    process.run_mark, process.seen = run_mark, {}
+    process.user, process.cgroup = setup.user, setup.cgroup
+    return process
 
 
 def run_isolated(script, arguments, sources, limits, work_dir):
     """Run ``script`` with ``arguments`` on a copy of ``sources`` in ``work_dir``.
 
     ``work_dir`` receives ``submission/`` (the copy, and the process's working
-    folder), ``runner/`` (the script), ``home/`` and ``tmp/``.
+    folder), ``runner/`` (the script), ``home/``, ``tmp/`` and ``results/``; of what the
+    run writes, only the plain files of ``results/`` stay after it.
 
     Returns
     -------
     dict with ``returncode``, ``timed_out``, ``stdout_tail``, ``stderr_tail``,
-    ``elapsed_s`` and ``problem`` (one line, or None).
+    ``elapsed_s``, ``problem`` (one line, or None) and ``out_of_memory``.
     """
-    work_dir = Path(work_dir)
-    for name in ('submission', 'runner', 'home', 'tmp', 'results'):
-        (work_dir / name).mkdir(mode=0o700, exist_ok=True)
-    copy_sources(sources, work_dir / 'submission')
-    runner = work_dir / 'runner' / Path(script).name
-    shutil.copyfile(script, runner)
-    command = [sys.executable, '-I', '-B', str(runner), *map(str, arguments)]
-    if limits.sandbox:
-        if bubblewrap() is None:
-            raise RuntimeError("--sandbox needs bubblewrap: install the package 'bubblewrap' "
-                               "(bwrap), or grade without --sandbox")
-        command = [*sandbox_command(work_dir), '--chdir', str(work_dir / 'submission'),
-                   *command]
-    task_limit = None if os.getuid() == 0 else _user_task_count() + 4 * limits.max_processes
-    _become_subreaper()
-    started = time.monotonic()
-    run_mark = f'{os.getpid()}-{time.monotonic_ns()}'
-    process = subprocess.Popen(command, cwd=work_dir / 'submission', stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=scrubbed_environment(work_dir, run_mark),
-                               preexec_fn=_limit_resources(limits, task_limit))
-    process.run_mark, process.seen = run_mark, {}
-    _ACTIVE_RUNS.add(process.pid)
-    try:
-        return _supervise(process, limits, started)
-    except BaseException:  # Ctrl-C or SIGTERM while it runs: it must not outlive us
-        _kill_all(process)
-        raise
-    finally:
-        _ACTIVE_RUNS.discard(process.pid)
+    with prepared_run(script, sources, limits, work_dir) as setup:
+        started = time.monotonic()
+        process = start_process(setup, arguments)
+        _ACTIVE_RUNS.add(process.pid)
+        try:
+            return _supervise(process, limits, started)
+        except BaseException:  # Ctrl-C or SIGTERM while it runs: it must not outlive us
+            _kill_all(process)
+            raise
+        finally:
+            _ACTIVE_RUNS.discard(process.pid)
 
 
 def _supervise(process, limits, started):
@@ -441,10 +932,15 @@ def _supervise(process, limits, started):
         reader.join(timeout=5)
     elapsed = time.monotonic() - started
     returncode = process.returncode
+    out_of_memory = process.cgroup is not None and process.cgroup.out_of_memory()
+    if problem is None and out_of_memory:
+        problem = (f"ran out of memory: its processes together may use "
+                   f"{limits.memory_bytes / GiB:g} GiB: stopped")
     if problem is None:
         problem = _exit_problem(returncode, limits)
     return dict(returncode=returncode, timed_out=timed_out, stdout_tail=readers[0].text(),
-                stderr_tail=readers[1].text(), elapsed_s=elapsed, problem=problem)
+                stderr_tail=readers[1].text(), elapsed_s=elapsed, problem=problem,
+                out_of_memory=out_of_memory)
 
 
 def _watch(process, counter, limits, started):
@@ -513,7 +1009,7 @@ def run_probes(submission_dir, year, limits=None, work_dir=None, probe_arguments
     outcome = run_isolated(PROBES_SCRIPT, arguments, submission_dir, limits, work_dir)
     written = results.is_file() and not results.is_symlink()
     if outcome['problem'] is None and not written:
-        if 'MemoryError' in outcome['stderr_tail']:
+        if outcome['returncode'] != 0 and _ends_with_memory_error(outcome['stderr_tail']):
             outcome['problem'] = (f"ran out of memory: the limit is "
                                   f"{limits.memory_bytes / GiB:g} GiB of address space")
         else:
@@ -522,6 +1018,13 @@ def run_probes(submission_dir, year, limits=None, work_dir=None, probe_arguments
                                   f"sys.exit or os._exit when it is imported?")
     return ProbeRun(results_path=results if written else None, work_dir=work_dir,
                     owns_work_dir=owns_work_dir, **outcome)
+
+
+def _ends_with_memory_error(stderr):
+    """Whether a traceback's last line is an uncaught MemoryError (an allocation refused by
+    the address-space limit); text alone never decides it, the exit status comes first."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return bool(lines) and lines[-1].startswith('MemoryError')
 
 
 MAX_RESULTS_BYTES = 256 * MiB
