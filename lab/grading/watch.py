@@ -82,7 +82,9 @@ def watch(folder, grade, out=print, printable=str, stop_event=None, debounce_ms=
     stop_event : threading.Event, optional
         Set it to stop watching (tests); otherwise Ctrl-C stops.
     changes : iterable, optional
-        The saves to react to (tests); by default watchfiles' events for the folder.
+        When to look at the files again (tests); by default at each of watchfiles'
+        events for the folder and every half second without one. A grade follows
+        where a file's time or size changed since the last.
 
     Returns
     -------
@@ -92,6 +94,7 @@ def watch(folder, grade, out=print, printable=str, stop_event=None, debounce_ms=
     folder = Path(folder)
     previous = None
     try:
+        graded = stamps(folder)
         previous = _grade_and_print(folder, grade, previous, out, printable)
         out(f"watching {printable(folder)} for saves of {', '.join(STUDENT_FILES)} "
             f"(Ctrl-C to stop)")
@@ -100,15 +103,31 @@ def watch(folder, grade, out=print, printable=str, stop_event=None, debounce_ms=
             changes = file_events(folder, watch_filter=lambda change, path:
                                   Path(path).name in STUDENT_FILES,
                                   debounce=debounce_ms, step=50, stop_event=stop_event,
-                                  recursive=False, rust_timeout=500, yield_on_timeout=False)
-        for saved in changes:
-            names = sorted({Path(path).name for _, path in saved})
-            out(f"-- saved {', '.join(printable(name) for name in names)}")
+                                  recursive=False, rust_timeout=500, yield_on_timeout=True)
+        for _ in changes:  # an event, or half a second without one
+            now = stamps(folder)
+            if now == graded:
+                continue  # also catches a save made before the watch began
+            saved = [name for name in STUDENT_FILES if now[name] != graded[name]]
+            out(f"-- saved {', '.join(saved)}")
+            graded = now
             previous = _grade_and_print(folder, grade, previous, out, printable)
     except KeyboardInterrupt:
         out('stopped watching')
         return 130
     return 0
+
+
+def stamps(folder):
+    """Each of the three files' modification time and size (None where it is missing)."""
+    found = {}
+    for name in STUDENT_FILES:
+        try:
+            status = (Path(folder) / name).stat()
+            found[name] = (status.st_mtime_ns, status.st_size)
+        except OSError:
+            found[name] = None
+    return found
 
 
 def _grade_and_print(folder, grade, previous, out, printable):
