@@ -148,3 +148,14 @@ def test_the_command_line_with_the_real_grader(tmp_path):
     reader.join(timeout=5)
     assert lines[-1].strip() == 'stopped watching'
     assert not [line for line in lines if 'Traceback' in line]
+
+
+def test_long_diagnoses_are_cut():
+    lost = {'id': 'a', 'name': 'A', 'passed': False, 'points': 0, 'max_points': 2,
+            'mistake': 'sign', 'diagnosis': 'A has the wrong sign; ' + 'expected 1.5, ' * 200}
+    after = {'total': 0, 'max_total': 2, 'problems': [], 'items': [lost]}
+    first = describe(None, after)
+    assert first[:2] == ['Total: 0 / 2', '  LOST    A  0 / 2'] and len(first) == 3
+    assert first[2].startswith('          A has the wrong sign') and first[2].endswith('…')
+    before = {**after, 'items': [{**lost, 'mistake': 'not implemented'}]}
+    assert len(describe(before, after)) == 2 + 4

@@ -28,6 +28,7 @@ import urllib.parse
 from collections import defaultdict
 from pathlib import Path
 
+import lab.plotting  # noqa: F401  first: matplotlib draws with Agg whatever MPLBACKEND says
 from matplotlib.figure import Figure
 
 from lab.fileio import atomic_write

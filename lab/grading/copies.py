@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+import lab.plotting  # noqa: F401  copydetect imports pyplot: this makes it Agg whatever
+#                                  MPLBACKEND says (a typo there would stop the import)
+
 STUDENT_FILES = ('modules.py', 'mlp_numpy.py', 'mlp_pytorch.py')
 SOLUTION = Path(__file__).resolve().parents[2]
 """This repository's root, which holds its own solution's three files."""
