@@ -2,14 +2,19 @@
 in which no student's text becomes markup, whatever the names and messages hold."""
 import base64
 import json
+import shutil
+import subprocess
+import sys
 import urllib.parse
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from lab.grading.class_report import pass_rates, ranked_mistakes, write_class_report
 
+FIXTURES = Path(__file__).parent / 'copies'
 HOSTILE_NAMES = ['<script>alert(1)&amp;', 'o\'brien & "co"', 'pct%20#frag?q=1',
                  '<img src=x onerror=alert(2)>', 'plain']
 ALLOWED_TAGS = {'html', 'head', 'meta', 'title', 'style', 'body', 'h1', 'h2', 'h3', 'p',
@@ -159,3 +164,35 @@ def test_the_copies_are_in_the_page_and_the_summary(written):
 def test_an_empty_batch_still_gives_a_page(tmp_path):
     path = write_class_report(tmp_path, [], {})
     assert 'No submission was graded' in path.read_text()
+
+
+def test_compare_with_must_be_a_folder(tmp_path):
+    (tmp_path / 'class' / 'alice').mkdir(parents=True)
+    run = subprocess.run([sys.executable, 'grade.py', str(tmp_path / 'class'), '--compare_with',
+                          str(tmp_path / 'nowhere')], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 2 and 'Traceback' not in run.stderr
+    assert run.stderr.splitlines()[-1].endswith('not a folder; give a folder of submissions '
+                                                'or of one solution')
+
+
+@pytest.mark.slow
+def test_a_batch_writes_the_report_with_its_copies(tmp_path):
+    """grade.py's batch, on a rubric of one item: the page and the summary's copies."""
+    submissions = tmp_path / 'class'
+    shutil.copytree(FIXTURES / 'vectorised', submissions / 'walter')
+    shutil.copytree(FIXTURES / 'vectorised', submissions / 'jesse')
+    shutil.copytree(FIXTURES / 'loops', submissions / 'gus')
+    rubric = tmp_path / 'rubric.toml'
+    rubric.write_text('[[item]]\nid = "elu_forward"\nname = "ELUModule.forward"\n'
+                      'points = 2\nvisibility = "visible"\n')
+    run = subprocess.run([sys.executable, 'grade.py', str(submissions), '--jobs', '2',
+                          '--out', str(tmp_path / 'grades'), '--rubric', str(rubric),
+                          '--no_progress'], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    page = tmp_path / 'grades' / 'class_report.html'
+    assert f"and {page}" in run.stdout
+    summary = json.loads((tmp_path / 'grades' / 'class_summary.json').read_text())
+    assert [(pair['a'], pair['b']) for pair in summary['copies']] == [('jesse', 'walter')]
+    assert 'Median 2 of 2' in page.read_text()
