@@ -5,6 +5,8 @@
     python grade.py PATH --format gradescope --out /autograder/results
     python grade.py SUBMISSIONS/ --jobs 2 --out grades/
     python grade.py --template practice/
+    python grade.py --watch practice/     # grade again at each save
+    python grade.py --compare OLD/grades.csv NEW/grades.csv
 
 Exit codes: 0 when graded (whatever the score), 2 for a path, a zip or a rubric
 that cannot be used (one line saying why), 130 after Ctrl-C, 143 after SIGTERM.
@@ -408,6 +410,14 @@ def build_parser():
                         help="write the student's starting files into OUT and exit")
     parser.add_argument('--no_progress', dest='progress', action='store_false',
                         help='no progress bar for a batch')
+    parser.add_argument('--compare_with', action='append', default=[], metavar='DIR',
+                        help='a batch also lists submissions that copy one in DIR (a folder '
+                             'of submissions, or of one solution); repeatable')
+    parser.add_argument('--compare', nargs=2, default=None, metavar=('OLD', 'NEW'),
+                        help='print what changed between two grades.csv files and exit')
+    parser.add_argument('--watch', action='store_true',
+                        help='grade PATH (a folder) again each time one of its three files '
+                             'is saved, printing what changed; Ctrl-C stops')
     return parser
 
 
@@ -456,6 +466,13 @@ def run(parser, args):
         print(f"wrote {', '.join(str(path) for path in written)}: fill them in, then run "
               f"python grade.py {args.template}")
         return 0
+    if args.compare is not None:
+        from lab.grading.compare import GradesError, compare_grades, printable
+        try:
+            print('\n'.join(compare_grades(*args.compare)))
+        except GradesError as error:
+            parser.error(f"--compare: {printable(error)}")
+        return 0
     if args.path is None:
         parser.error('give a submission (a folder or a .zip) or a folder of them, or '
                      '--template OUT')
@@ -481,13 +498,30 @@ def run(parser, args):
     elif os.getuid() == 0 and not bubblewrap_works():
         print(ROOT_WITHOUT_SANDBOX_WARNING, file=sys.stderr)
     limits = Limits(wall_s=args.timeout, sandbox=args.sandbox)
+    for folder in args.compare_with:
+        if not Path(folder).is_dir():
+            parser.error(f"--compare_with {folder}: not a folder; give a folder of "
+                         f"submissions or of one solution")
+    if args.watch:
+        if not path.is_dir() or is_batch(path):
+            parser.error(f"--watch needs the folder of one submission, with its "
+                         f"{', '.join(STUDENT_FILES)}")
+        from lab.grading.compare import printable
+        from lab.grading.watch import watch
+        return watch(path, lambda folder: grade_path(folder, args.year, args.rubric, limits),
+                     printable=printable)
     if is_batch(path):
         out_dir = Path(args.out or 'grades')
         reports = grade_batch(path, out_dir, args.jobs, args.year, args.rubric, limits,
                               args.output_format, args.progress)
         print(format_class_summary(class_summary(reports)))
-        print(f"\nwrote {out_dir / 'grades.csv'}, {out_dir / 'feedback'}/ and "
-              f"{out_dir / 'class_summary.txt'}")
+        from lab.grading.class_report import write_class_report
+        entries = batch_entries(path)
+        folders = {entry.name for entry in entries if entry.is_dir()}
+        page = write_class_report(out_dir, reports, {submission_name(entry, folders): entry
+                                                     for entry in entries}, args.compare_with)
+        print(f"\nwrote {out_dir / 'grades.csv'}, {out_dir / 'feedback'}/, "
+              f"{out_dir / 'class_summary.txt'} and {page}")
         return 0
     report = grade_path(path, args.year, args.rubric, limits)
     if args.output_format == 'json':

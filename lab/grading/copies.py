@@ -1,0 +1,291 @@
+"""Pairs of submissions whose code is near-identical, and copies of a known solution.
+
+Fingerprinting is copydetect's (winnowing, as MOSS does): each file is split into
+Python tokens by Pygments, every name becomes one letter (``V`` for a variable or
+an attribute, ``F`` for a function, ``O`` for a class), strings become ``S``, and
+comments and layout go; hashes of every run of ``NOISE_TOKENS`` characters of what
+is left are winnowed to a sample that any shared run of ``GUARANTEE_TOKENS`` or
+more is sure to hit. Two files share a fingerprint where they share such a run,
+wherever it lies in each file, so renaming every name, reformatting, changing the
+comments or reordering the methods hides nothing. Fingerprints of the starting
+files (``template.py``'s, the same skeleton the official template gives) are
+removed first, so what every student was given never counts.
+
+The similarity of a pair is, for each side, the share of its fingerprinted code
+that the other side holds too (copydetect's figure), over the three files; a pair
+is listed when both sides are at least ``THRESHOLD``. Copies never change points:
+they are listed for a person to look at.
+"""
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+import lab.plotting  # noqa: F401  copydetect imports pyplot: this makes it Agg whatever
+#                                  MPLBACKEND says (a typo there would stop the import)
+
+STUDENT_FILES = ('modules.py', 'mlp_numpy.py', 'mlp_pytorch.py')
+SOLUTION = Path(__file__).resolve().parents[2]
+"""This repository's root, which holds its own solution's three files."""
+SOLUTION_NAME = "this repository's solution"
+NOISE_TOKENS = 25
+GUARANTEE_TOKENS = 30
+THRESHOLD = 0.6
+"""Both sides of a pair share at least this much of their code (see docs/grading.md)."""
+COMMON_SHARE = 0.1
+"""A fingerprint in more than this share of the submissions is not evidence of copying."""
+MAX_SOURCE_BYTES = 2 ** 20
+"""A file larger than this is not a student's file of this assignment: it is not read."""
+
+
+def read_sources(path):
+    """The three files of a submission, a folder or a zip, as ``{file name: text}``.
+
+    A zip is read in memory, nothing extracted: for each file name, the member of that
+    name nearest the top. Files that are missing, too large or unreadable are left out.
+    """
+    path = Path(path)
+    sources = {}
+    if path.is_dir():
+        for name in STUDENT_FILES:
+            file = path / name
+            if file.is_file() and not file.is_symlink() and file.stat().st_size <= MAX_SOURCE_BYTES:
+                sources[name] = file.read_bytes().decode('utf-8', 'replace')
+        return sources
+    try:
+        with zipfile.ZipFile(path) as bundle:
+            members = sorted((member for member in bundle.infolist()
+                              if Path(member.filename).name in STUDENT_FILES
+                              and '__MACOSX' not in member.filename
+                              and member.file_size <= MAX_SOURCE_BYTES),
+                             key=lambda member: member.filename.count('/'))
+            for member in members:
+                name = Path(member.filename).name
+                if name not in sources:
+                    with bundle.open(member) as handle:
+                        data = handle.read(MAX_SOURCE_BYTES + 1)
+                    if len(data) <= MAX_SOURCE_BYTES:
+                        sources[name] = data.decode('utf-8', 'replace')
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError,
+            RuntimeError, OSError, ValueError):
+        pass  # the grader says why it could not read this zip; here it just has no code
+    return sources
+
+
+def reference_folders(compare_with=()):
+    """Known solutions to compare every submission with, as ``{name: path}``: this
+    repository's own, then each submission (sub-folder or zip) of each folder given,
+    or the folder itself where it holds the files."""
+    references = {SOLUTION_NAME: SOLUTION}
+    for folder in compare_with:
+        folder = Path(folder)
+        if any((folder / name).is_file() for name in STUDENT_FILES):
+            references[f"{folder.name} (given)"] = folder
+            continue
+        for entry in sorted(folder.iterdir()):
+            if not entry.name.startswith(('.', '__')) and (
+                    entry.is_dir() or entry.suffix.lower() == '.zip'):
+                references[f"{folder.name}/{entry.name}"] = entry
+    return references
+
+
+class Fingerprints:
+    """copydetect's fingerprints of one submission's files, with the template's removed."""
+
+    def __init__(self, sources, boilerplate):
+        from copydetect import CodeFingerprint
+        self.files = {}
+        for name, text in sources.items():
+            fingerprint = CodeFingerprint(name, NOISE_TOKENS,
+                                          GUARANTEE_TOKENS - NOISE_TOKENS + 1,
+                                          boilerplate=boilerplate.get(name),
+                                          fp=io.StringIO(text))
+            if fingerprint.token_coverage:
+                self.files[name] = fingerprint
+
+    def remove(self, common):
+        """Forget the fingerprints in ``common`` (per file name): code many share."""
+        from copydetect.utils import get_token_coverage
+        for name, fingerprint in list(self.files.items()):
+            drop = fingerprint.hashes & common.get(name, set())
+            fingerprint.hashes -= drop
+            for value in drop:
+                del fingerprint.hash_idx[value]
+            fingerprint.token_coverage = get_token_coverage(
+                fingerprint.hash_idx, fingerprint.k, len(fingerprint.filtered_code))
+            if not fingerprint.token_coverage:
+                del self.files[name]
+
+    def coverage(self):
+        return sum(fingerprint.token_coverage for fingerprint in self.files.values())
+
+
+def template_fingerprints():
+    """The hashes of the starting files, per file name: what every student was given."""
+    from copydetect import CodeFingerprint
+    from lab.grading.template import write_template
+    with tempfile.TemporaryDirectory(prefix='template-') as folder:
+        write_template(Path(folder) / 'template')
+        hashes = {}
+        for name in STUDENT_FILES:
+            file = Path(folder) / 'template' / name
+            fingerprint = CodeFingerprint(str(file), NOISE_TOKENS,
+                                          GUARANTEE_TOKENS - NOISE_TOKENS + 1)
+            hashes[name] = np.array(sorted(fingerprint.hashes))
+    return hashes
+
+
+def compare(first, second):
+    """How much of each submission the other holds, and where, file by file.
+
+    Returns
+    -------
+    dict
+        ``similarity`` (the smaller side's share), ``similarity_a`` and
+        ``similarity_b`` (each side's share of its own fingerprinted code held by
+        the other), ``matches``: per shared stretch ``file``, ``lines_a`` and
+        ``lines_b`` (first and last line, from 1), longest first.
+    """
+    from copydetect.utils import find_fingerprint_overlap, get_copied_slices
+    shared_a = shared_b = 0
+    matches = []
+    for name in sorted(set(first.files) & set(second.files)):
+        a, b = first.files[name], second.files[name]
+        index_a, index_b = find_fingerprint_overlap(a.hashes, b.hashes, a.hash_idx, b.hash_idx)
+        if not len(index_a):
+            continue
+        slices_a = get_copied_slices(index_a, a.k)
+        shared_a += int(np.sum(slices_a[1] - slices_a[0]))
+        slices_b = get_copied_slices(index_b, b.k)
+        shared_b += int(np.sum(slices_b[1] - slices_b[0]))
+        matches += [dict(match, file=name) for match in _aligned_stretches(a, b)]
+    coverage_a, coverage_b = first.coverage(), second.coverage()
+    similarity_a = shared_a / coverage_a if coverage_a else 0.0
+    similarity_b = shared_b / coverage_b if coverage_b else 0.0
+    matches.sort(key=lambda match: -(match['lines_a'][1] - match['lines_a'][0]))
+    return {'similarity': round(min(similarity_a, similarity_b), 3),
+            'similarity_a': round(similarity_a, 3), 'similarity_b': round(similarity_b, 3),
+            'matches': matches}
+
+
+def _aligned_stretches(a, b):
+    """The stretches of ``a`` that ``b`` holds, each beside where ``b`` holds it.
+
+    copydetect gives the copied stretches of each file separately; here each shared
+    fingerprint's place in ``a`` is paired with its nearest-following place in ``b``, and
+    a stretch runs while both places move forward together.
+    """
+    pairs = []
+    for value in a.hashes & b.hashes:
+        for index_a in a.hash_idx[value]:
+            for index_b in b.hash_idx[value]:
+                pairs.append((index_a, index_b))
+    pairs.sort()
+    stretches, current = [], None
+    for index_a, index_b in pairs:
+        if (current is not None and index_a - current[1] <= a.k
+                and 0 <= index_b - current[3] <= 2 * a.k):
+            current[1], current[3] = index_a, index_b
+        else:
+            if current is not None:
+                stretches.append(current)
+            current = [index_a, index_a, index_b, index_b]
+    if current is not None:
+        stretches.append(current)
+    result = []
+    for start_a, end_a, start_b, end_b in stretches:
+        lines_a = _lines(a, start_a, end_a + a.k)
+        lines_b = _lines(b, start_b, end_b + b.k)
+        if lines_a[1] - lines_a[0] >= 1 or lines_b[1] - lines_b[0] >= 1:
+            result.append({'lines_a': lines_a, 'lines_b': lines_b})
+    return _drop_contained(result)
+
+
+def _drop_contained(stretches):
+    """Keep a stretch only where no longer one already covers its lines in ``a``."""
+    kept = []
+    for stretch in sorted(stretches, key=lambda s: s['lines_a'][0] - s['lines_a'][1]):
+        start, end = stretch['lines_a']
+        if not any(other['lines_a'][0] <= start and end <= other['lines_a'][1] for other in kept):
+            kept.append(stretch)
+    return kept
+
+
+def _lines(fingerprint, start, end):
+    """The first and last line (from 1) of the raw code behind filtered positions."""
+    raw = [_raw_position(fingerprint, position) for position in (start, end - 1)]
+    code = fingerprint.raw_code
+    return [code.count('\n', 0, raw[0]) + 1, code.count('\n', 0, max(raw[1], raw[0])) + 1]
+
+
+def _raw_position(fingerprint, position):
+    """Where a position of the filtered code lies in the raw code (copydetect's mapping)."""
+    offsets = fingerprint.offsets
+    if len(offsets):
+        row = np.clip(np.searchsorted(offsets[:, 0], position), 0, len(offsets) - 1)
+        position += int(offsets[row, 1])
+    return min(max(position, 0), len(fingerprint.raw_code))
+
+
+def common_fingerprints(everyone):
+    """Per file name, the fingerprints that more than ``COMMON_SHARE`` of the submissions
+    hold (and more than two): given code, or code everyone writes the same way, as
+    MOSS's ``-m`` leaves out passages found in many programs. Only submissions are
+    compared after this; a reference is compared before it, so that a copy of it made
+    by many is still found."""
+    limit = max(2, COMMON_SHARE * len(everyone))
+    common = {}
+    for name in STUDENT_FILES:
+        counts = {}
+        for fingerprints in everyone:
+            if name in fingerprints.files:
+                for value in fingerprints.files[name].hashes:
+                    counts[value] = counts.get(value, 0) + 1
+        common[name] = {value for value, count in counts.items() if count > limit}
+    return common
+
+
+def find_copies(submissions, references, threshold=THRESHOLD):
+    """Pairs of near-identical submissions, and submissions near a reference solution.
+
+    Parameters
+    ----------
+    submissions, references : dict
+        ``{name: folder or zip}``; submissions are compared with each other and with
+        every reference, references not with each other.
+
+    Returns
+    -------
+    list of dict
+        Per pair at or above ``threshold``: ``a`` (a submission), ``b`` (a submission
+        or a reference), ``reference`` (whether ``b`` is one), and ``compare``'s
+        fields; most similar first.
+    """
+    boilerplate = template_fingerprints()
+    prints = {name: Fingerprints(read_sources(path), boilerplate)
+              for name, path in submissions.items()}
+    pairs = []
+    for name_b, path in references.items():
+        reference = Fingerprints(read_sources(path), boilerplate)
+        for name_a, fingerprints_a in prints.items():
+            pairs.append({'a': name_a, 'b': name_b, 'reference': True,
+                          **compare(fingerprints_a, reference)})
+    common = common_fingerprints(list(prints.values()))
+    for fingerprints in prints.values():
+        fingerprints.remove(common)
+    names = list(prints)
+    for i, name_a in enumerate(names):
+        for name_b in names[i + 1:]:
+            pairs.append({'a': name_a, 'b': name_b, 'reference': False,
+                          **compare(prints[name_a], prints[name_b])})
+    pairs = [pair for pair in pairs if pair['similarity'] >= threshold]
+    pairs.sort(key=lambda pair: (-pair['similarity'], pair['a'], pair['b']))
+    return pairs
+
+
+def source_lines(path, file, lines):
+    """The text of ``lines`` (first and last, from 1) of ``file`` in a submission."""
+    text = read_sources(path).get(file, '')
+    return '\n'.join(text.splitlines()[lines[0] - 1:lines[1]])
