@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_script
+from conftest import REPO, last_line, run_main, run_script
 from lab.benchmark import common, levers
+from test_data import write_cifar
 
 TINY = ['--quick', '--epochs', '2', '--n_train', '256', '--sweep_steps', '2',
         '--sweep_repeats', '2', '--main_job_repeats', '1']
@@ -191,3 +192,45 @@ def test_bad_arguments_are_one_line_errors(arguments, message, tmp_path):
     result = run_script('benchmark.py', *arguments, cwd=tmp_path)
     assert result.returncode in (1, 2) and message in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+# ---------------------------------------------------------------- bad input, one line
+
+@pytest.mark.parametrize('command', [['data', '--repeats', '1'],
+                                     ['train', '--quick', '--epochs', '1']])
+def test_benchmark_names_a_bad_data_file_at_once(command, tmp_path):
+    data_dir = write_cifar(tmp_path / 'data', 20, test_batch=b'\x80\x04not a pickle')
+    result = run_main('benchmark.py', *command, '--data_dir', str(data_dir),
+                      '--json', str(tmp_path / 'out.json'), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    line = last_line(result)  # after, perhaps, a warning that the machine is busy
+    assert line.startswith(f'benchmark.py {command[0]}: error: ') and 'test_batch' in line
+    assert 'Traceback' not in result.stderr
+    assert not (tmp_path / 'out.json').exists()
+
+
+@pytest.mark.parametrize('command', [['data'], ['train', '--quick'], ['levers']])
+def test_benchmark_checks_its_output_path_before_measuring(command, tmp_path):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('')
+    result = run_main('benchmark.py', *command, '--json', str(blocker / 'out.json'),
+                      cwd=tmp_path)
+    assert result.returncode == 2
+    assert 'argument --json: cannot write' in last_line(result)
+
+
+def test_benchmark_data_refuses_a_batch_larger_than_cifar10(tmp_path):
+    result = run_main('benchmark.py', 'data', '--batch_size', '100000', cwd=tmp_path)
+    assert result.returncode == 2 and 'argument --batch_size' in last_line(result)
+
+
+@pytest.mark.parametrize('content', ['{"runs": ', '{"status": "completed", "config": {}}',
+                                     '[1, 2]', '{"runs": {}}'])
+def test_benchmark_table_refuses_what_train_did_not_write(content, tmp_path):
+    path = tmp_path / 'summary.json'
+    path.write_text(content)
+    result = run_main('benchmark.py', 'table', '--json', str(path), cwd=tmp_path)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith('benchmark.py table: error:') and 'summary.json' in line
+    assert result.stdout == ''

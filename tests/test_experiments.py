@@ -8,6 +8,7 @@ import ast
 import inspect
 import json
 import math
+import os
 import pkgutil
 import subprocess
 import sys
@@ -19,10 +20,10 @@ import pytest
 
 import experiments
 from lab import studies
-from conftest import code_lines, imported_modules, needs_fashion_mnist
+from conftest import REPO, code_lines, imported_modules, needs_fashion_mnist
 from lab.studies import harness
 from lab.studies.activations import ACTIVATION_NAMES
-from lab.studies.numpy_vs_pytorch import REPOSITORY, count_code_lines
+from lab.studies.numpy_vs_pytorch import count_code_lines
 from lab.studies.saddle import finite_difference_hessian
 
 SESSION_STARTED = time.perf_counter()
@@ -242,7 +243,7 @@ def test_a_study_with_non_finite_numbers_writes_strict_json(tmp_path, monkeypatc
 
 def run_experiments(*arguments, cwd):
     """``python experiments.py ARGUMENTS`` in a fresh interpreter, as a user runs it."""
-    return subprocess.run([sys.executable, str(REPOSITORY / 'experiments.py'), *arguments],
+    return subprocess.run([sys.executable, str(REPO / 'experiments.py'), *arguments],
                           cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
@@ -339,19 +340,19 @@ def test_command_line_file_stays_small():
 
 
 def test_studies_define_no_name_defined_elsewhere():
-    package_files = sorted((REPOSITORY / 'lab' / 'studies').glob('*.py'))
-    module_files = sorted(REPOSITORY.glob('*.py')) + sorted((REPOSITORY / 'lab').glob('*.py'))
+    package_files = sorted((REPO / 'lab' / 'studies').glob('*.py'))
+    module_files = sorted(REPO.glob('*.py')) + sorted((REPO / 'lab').glob('*.py'))
     definitions = {path: top_level_definitions(path) for path in package_files + module_files}
     for path in package_files:
         for name in definitions[path]:
-            elsewhere = [other.relative_to(REPOSITORY).as_posix()
+            elsewhere = [other.relative_to(REPO).as_posix()
                          for other, names in definitions.items()
                          if other != path and name in names]
             assert not elsewhere, f'{name} of {path.name} is also defined in {elsewhere}'
 
 
 def test_imports_flow_from_the_command_line_to_the_studies_to_the_harness():
-    package = REPOSITORY / 'lab' / 'studies'
+    package = REPO / 'lab' / 'studies'
     assert not {'experiments', 'lab.studies'} & imported_modules(package / '__init__.py')
     harness_imports = imported_modules(package / 'harness.py')
     assert 'experiments' not in harness_imports
@@ -361,3 +362,13 @@ def test_imports_flow_from_the_command_line_to_the_studies_to_the_harness():
         assert 'experiments' not in imports
         assert {module for module in imports if module.startswith('lab.studies')} <= {
             'lab.studies.harness'}, name
+
+
+@pytest.mark.slow
+def test_experiments_run_under_a_bogus_matplotlib_backend(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / 'experiments.py'), 'saddle', '--quick',
+                             '--out_dir', str(tmp_path / 'out')], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, 'MPLBACKEND': 'bogus'})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / 'out' / 'saddle.json').exists()
