@@ -20,7 +20,7 @@ import pytest
 
 import experiments
 from lab import studies
-from conftest import REPO, code_lines, imported_modules, needs_fashion_mnist
+from conftest import REPO, code_lines, imported_modules, needs_fashion_mnist, run_main
 from lab.studies import harness
 from lab.studies.activations import ACTIVATION_NAMES
 from lab.studies.numpy_vs_pytorch import count_code_lines
@@ -241,12 +241,6 @@ def test_a_study_with_non_finite_numbers_writes_strict_json(tmp_path, monkeypatc
     assert record['results'] == {'loss': None, 'curve': [1.0, None, None]}
 
 
-def run_experiments(*arguments, cwd):
-    """``python experiments.py ARGUMENTS`` in a fresh interpreter, as a user runs it."""
-    return subprocess.run([sys.executable, str(REPO / 'experiments.py'), *arguments],
-                          cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
 def assert_refused(result, *phrases):
     """Exit code 2, no traceback, and a last line naming the problem."""
     assert result.returncode == 2, result.stderr
@@ -256,33 +250,30 @@ def assert_refused(result, *phrases):
         last_line)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('seed', ['-1', '4294967296', 'one'])
 def test_command_line_refuses_a_bad_seed(seed, tmp_path):
     out_dir = tmp_path / 'out'
-    result = run_experiments('saddle', '--seed', seed, '--out_dir', str(out_dir), cwd=tmp_path)
+    result = run_main('experiments.py', 'saddle', '--seed', seed, '--out_dir', str(out_dir), cwd=tmp_path)
     assert_refused(result, '--seed', seed)
     assert not out_dir.exists()
 
 
-@pytest.mark.slow
 def test_command_line_refuses_an_output_folder_that_is_a_file(tmp_path):
     blocker = tmp_path / 'a_file'
     blocker.write_text('not a folder')
-    assert_refused(run_experiments('saddle', '--out_dir', str(blocker), cwd=tmp_path),
+    assert_refused(run_main('experiments.py', 'saddle', '--out_dir', str(blocker), cwd=tmp_path),
                    '--out_dir', 'is a file, not a folder')
-    assert_refused(run_experiments('saddle', '--out_dir', str(blocker / 'figures'),
-                                   cwd=tmp_path),
+    assert_refused(run_main('experiments.py', 'saddle', '--out_dir', str(blocker / 'figures'),
+                            cwd=tmp_path),
                    '--out_dir', 'cannot write into', 'choose a writable folder')
     assert blocker.read_text() == 'not a folder'
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not Path('/proc/self').is_dir(), reason='needs Linux /proc')
 def test_command_line_refuses_a_folder_that_takes_no_files(tmp_path):
     # /proc is a folder in which no one, root included, can create a file:
     # an unwritable folder even for the root user that CI runs as.
-    assert_refused(run_experiments('saddle', '--out_dir', '/proc', cwd=tmp_path),
+    assert_refused(run_main('experiments.py', 'saddle', '--out_dir', '/proc', cwd=tmp_path),
                    '--out_dir', 'cannot write into /proc')
 
 

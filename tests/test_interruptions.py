@@ -17,7 +17,7 @@ import pytest
 
 import train_mlp_numpy
 from conftest import (BOTH_SCRIPTS, REPO, SCRIPTS, checkpoint_name, copy_of_run,
-                      only_run_dir, run_script, start_script)
+                      only_run_dir, run_main, start_script)
 from lab.checkpoints import NumpyFiles, TorchFiles
 
 
@@ -163,8 +163,8 @@ def test_a_resume_after_sigkill_mid_checkpoint_removes_its_temporary_file(tmp_pa
     assert len(list(run_dir.glob('.checkpoint.npz.*.tmp'))) == 1
     assert (run_dir / '.lock').exists()
     (run_dir / '.notes.tmp').write_text('not ours')
-    resumed = run_script('train_mlp_numpy.py', '--resume', str(run_dir / 'checkpoint.npz'),
-                         '--epochs', '3', '--no_progress', '--no_plot', cwd=tmp_path)
+    resumed = run_main('train_mlp_numpy.py', '--resume', str(run_dir / 'checkpoint.npz'),
+                       '--epochs', '3', '--no_progress', '--no_plot', cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert 'after epoch 1' in resumed.stdout
     assert {path.name for path in run_dir.iterdir()} == {

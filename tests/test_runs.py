@@ -192,7 +192,7 @@ def wait_for(condition, seconds=60):
 def test_a_rerun_after_a_finished_run_gets_a_fresh_folder_even_when_interrupted(tmp_path):
     command = ['--dataset', 'spiral', '--hidden_dims', '64', '64', '--batch_size', '8',
                '--epochs', '60', '--no_plot', '--no_progress', '--out_dir', str(tmp_path / 'out')]
-    finished = run_script('train_mlp_numpy.py', *command, cwd=tmp_path)
+    finished = run_main('train_mlp_numpy.py', *command, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr
     first = only_run_dir(tmp_path / 'out')
     files_before = {path.name: path.read_bytes() for path in first.iterdir()}
@@ -227,8 +227,8 @@ def test_a_second_resume_of_a_running_run_is_refused(finished_runs, tmp_path):
     first = start_script('train_mlp_numpy.py', '--resume', str(checkpoint), '--epochs', '100000',
                          '--no_progress', cwd=tmp_path)
     wait_for(lambda: (run_dir / '.lock').exists())
-    second = run_script('train_mlp_numpy.py', '--resume', str(checkpoint), '--epochs', '100000',
-                        cwd=tmp_path)
+    second = run_main('train_mlp_numpy.py', '--resume', str(checkpoint), '--epochs', '100000',
+                      cwd=tmp_path)
     first.send_signal(signal.SIGINT)
     _, stderr = first.communicate(timeout=60)
     assert first.returncode == 130, stderr
@@ -356,10 +356,10 @@ def test_a_model_too_large_for_memory_is_refused_up_front(dataset, width, n_inpu
     result = run_main('train_mlp_numpy.py', '--dataset', dataset, '--hidden_dims', str(width),
                       '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
-    last_line = result.stderr.strip().splitlines()[-1]
+    line = last_line(result)
     match = re.search(r"need about ([\d.e+]+) (\w+) of memory \(.*\) but ([\d.e+]+) (\w+) is "
-                      r"available; use narrower --hidden_dims", last_line)
-    assert match, last_line
+                      r"available; use narrower --hidden_dims", line)
+    assert match, line
     units = {'KiB': 2 ** 10, 'MiB': 2 ** 20, 'GiB': 2 ** 30, 'TiB': 2 ** 40}
     needed = float(match[1]) * units[match[2]]
     available = float(match[3]) * units[match[4]]
@@ -482,18 +482,21 @@ def limit_file_size():
                                            ('train_mlp_pytorch.py', 'file size limit')])
 def test_no_room_for_a_checkpoint_is_one_clear_line(script, limit, request, tmp_path):
     """A checkpoint of 256 x 256 units (about 800 KB) does not fit."""
-    options = {'preexec_fn': limit_file_size} if limit == 'file size limit' else {}
-    out_dir = (request.getfixturevalue('small_disk') if limit == 'full disk' else tmp_path) / 'out'
-    result = run_script(script, '--dataset', 'spiral', '--hidden_dims', '256', '256',
-                        '--epochs', '2', '--no_progress', '--out_dir', str(out_dir),
-                        cwd=tmp_path, **options)
+    arguments = ('--dataset', 'spiral', '--hidden_dims', '256', '256', '--epochs', '2',
+                 '--no_progress')
+    if limit == 'full disk':  # in this process: the disk is full for every process
+        out_dir = request.getfixturevalue('small_disk') / 'out'
+        result = run_main(script, *arguments, '--out_dir', str(out_dir), cwd=tmp_path)
+    else:  # a limit of the script's own process
+        out_dir = tmp_path / 'out'
+        result = run_script(script, *arguments, '--out_dir', str(out_dir), cwd=tmp_path,
+                            preexec_fn=limit_file_size)
     assert result.returncode == 1
-    last_line = result.stderr.strip().splitlines()[-1]
     checkpoint = checkpoint_name(script)
     reason = 'No space left on device' if limit == 'full disk' else 'File too large'
     assert re.fullmatch(rf"error: \[Errno \d+\] could not write {out_dir}/\S+/{checkpoint} "
                         rf"\({reason}\); free some disk space or write elsewhere\. Earlier "
-                        rf"results there are unchanged", last_line), last_line
+                        rf"results there are unchanged", last_line(result)), result.stderr
     assert 'Traceback' not in result.stderr
     assert not list(out_dir.glob('*/.*.tmp'))
 

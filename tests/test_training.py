@@ -12,7 +12,7 @@ import mlp_numpy
 import mlp_pytorch
 import train_mlp_numpy
 import train_mlp_pytorch
-from conftest import REPO, SPIRAL, needs_fashion_mnist, only_run_dir, run_script
+from conftest import REPO, SPIRAL, needs_fashion_mnist, only_run_dir, run_main
 from lab.datasets import get_dataloader, get_dataset
 from lab.mirror import copy_numpy_to_torch
 from modules import SoftmaxCrossEntropyModule
@@ -82,11 +82,10 @@ def test_two_epochs_of_fashion_mnist(script, tmp_path):
     assert test_accuracy > 0.82
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('script', ['train_mlp_numpy.py', 'train_mlp_pytorch.py'])
 def test_command_line_writes_curves_summary_and_weights(script, tmp_path):
-    result = run_script(script, '--dataset', 'spiral', '--epochs', '3', '--hidden_dims', '16',
-                        '--out_dir', str(tmp_path / 'out'), '--no_progress', cwd=tmp_path)
+    result = run_main(script, '--dataset', 'spiral', '--epochs', '3', '--hidden_dims', '16',
+                      '--out_dir', str(tmp_path / 'out'), '--no_progress', cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert 'test accuracy' in result.stdout
     run_dir = only_run_dir(tmp_path / 'out')
