@@ -1,20 +1,34 @@
 """Helpers and fixtures shared by the tests: one of each.
 
 - ``rel_error`` and ``numerical_gradient``: the oracle of the gradient checks.
-- ``run_script`` and ``only_run_dir``: the training scripts run as a user runs them.
-- ``SPIRAL``: keyword arguments for a quick ``train`` call on generated data.
+- ``run_script``, ``start_script`` and ``run_main``: a script run as a user runs it, in a
+  fresh interpreter, or its ``main(argv)`` called in this process where a fresh interpreter
+  is not what is under test (0.7 s less a run); ``only_run_dir``, ``last_line`` and
+  ``finished_runs``: what such runs leave.
+- ``SPIRAL`` and ``SPIRAL_RUN``: a quick run on generated data, as ``train``'s keyword
+  arguments and as flags; ``SCRIPTS`` and ``BOTH_SCRIPTS``: the two training scripts.
+- ``checkpoint_name``, ``copy_of_run``, ``flip_a_bit_of_the_data`` and ``Reduce``: damaged,
+  edited and hostile files made from real ones.
 - ``needs_fashion_mnist``: skips a test where Debian's Fashion-MNIST is not installed.
 - ``mirror_pair``, ``cross_entropy_losses`` and ``assert_mirrors_agree``: a NumPy MLP
   and its PyTorch copy, and the check that they compute the same outputs, loss and
   gradients.
-- ``suite_thread_policy``: the training scripts' thread policy, for the whole suite.
+- ``suite_thread_policy``: the training scripts' thread policy, for the whole suite; with
+  pytest-xdist, each worker's share of the CPUs.
 - ``code_lines`` and ``imported_modules``: the one code-line counter and the one
   import reader of the tests that check the code's shape.
 """
 import ast
+import contextlib
+import importlib
+import io
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +40,19 @@ import mlp_numpy
 import mlp_pytorch
 from lab.datasets import DEBIAN_FASHION_MNIST_DIR
 from lab.mirror import copy_numpy_to_torch
-from lab.threads import THREAD_VARIABLES, apply_thread_policy, first_layer_product
+from lab.threads import (THREAD_VARIABLES, apply_thread_policy, choose_threads,
+                         first_layer_product, usable_cpus)
 from modules import SoftmaxCrossEntropyModule
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = ('train_mlp_numpy.py', 'train_mlp_pytorch.py')
 SPIRAL = dict(dataset='spiral', data_dir='unused', progress=False, plot=False)
+SPIRAL_RUN = ('--dataset', 'spiral', '--hidden_dims', '8', '--batch_size', '32',
+              '--no_progress')
+"""The command-line flags of a quick spiral run."""
+BOTH_SCRIPTS = ['train_mlp_numpy.py',
+                pytest.param('train_mlp_pytorch.py', marks=pytest.mark.slow)]
+"""For a test of code the scripts share: the PyTorch script's case is in the full suite only."""
 
 needs_fashion_mnist = pytest.mark.skipif(
     not DEBIAN_FASHION_MNIST_DIR.exists(),
@@ -39,14 +60,28 @@ needs_fashion_mnist = pytest.mark.skipif(
            "(apt-get install dataset-fashion-mnist)")
 
 
+def worker_share_of_the_cpus():
+    """The CPUs each pytest-xdist worker may keep busy (at least 1), or None outside xdist."""
+    workers = os.environ.get('PYTEST_XDIST_WORKER_COUNT')
+    return None if workers is None else max(1, usable_cpus()[1] // int(workers))
+
+
 @pytest.fixture(scope='session', autouse=True)
 def suite_thread_policy():
     """The scripts' thread policy (lab/threads.py) for the suite's largest product, Fashion-MNIST
-    batches of 128 into 128 units: set in this process, and in the environment of every script
-    and notebook kernel a test starts, so a busy machine does not slow the suite many times."""
-    choice = apply_thread_policy(product_size=first_layer_product(128, 28 * 28, [128], 10))
+    batches of 128 into 128 units, at most each xdist worker's share of the CPUs: set in this
+    process, and in the environment of every script and notebook kernel a test starts, so a
+    busy machine, or the other workers, do not slow the suite many times."""
+    product_size = first_layer_product(128, 28 * 28, [128], 10)
+    share = worker_share_of_the_cpus()
+    requested = None
+    if share is not None:
+        policy = choose_threads(product_size=product_size)
+        if policy.source == 'policy':
+            requested = min(policy.threads, share)
+    choice = apply_thread_policy(requested, product_size=product_size)
     with pytest.MonkeyPatch.context() as patch:
-        if choice.source == 'policy':
+        if choice.source != 'environment':
             for name in THREAD_VARIABLES:
                 patch.setenv(name, str(choice.threads))
         yield choice
@@ -89,11 +124,108 @@ def run_script(script, *arguments, cwd, timeout=120, **options):
                           capture_output=True, text=True, timeout=timeout, **options)
 
 
+def start_script(script, *arguments, cwd, **options):
+    """``run_script`` without waiting: the running process, its output in pipes."""
+    return subprocess.Popen([sys.executable, str(REPO / script), *arguments], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
+
+
+PYTHONS_WARNING_FILTERS = [('ignore', DeprecationWarning), ('ignore', PendingDeprecationWarning),
+                           ('ignore', ImportWarning), ('ignore', ResourceWarning)]
+"""Python's own warning filters (``python -W`` unset, a release build) but for __main__'s
+DeprecationWarnings: a script run in this process shows the warnings a user would see."""
+
+
+@contextlib.contextmanager
+def process_state_kept():
+    """Whatever a script's ``main`` may change in its process, put back afterwards: the
+    working folder, ``sys.argv``, the standard streams, the Ctrl-C and SIGTERM handlers,
+    the environment, the thread counts, the global random states, the warning filters and
+    matplotlib's open figures."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+    saved_cwd, saved_argv = os.getcwd(), sys.argv
+    saved_streams = sys.stdout, sys.stderr
+    saved_handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT,
+                                                                       signal.SIGTERM)}
+    saved_environment = dict(os.environ)
+    blas_threads = {pool['user_api']: pool['num_threads'] for pool in threadpool_info()}
+    torch_threads, torch_random = torch.get_num_threads(), torch.get_rng_state()
+    numpy_random = np.random.get_state()
+    try:
+        with warnings.catch_warnings():
+            warnings.resetwarnings()
+            for action, category in PYTHONS_WARNING_FILTERS:
+                warnings.simplefilter(action, category)
+            yield
+    finally:
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        sys.stdout, sys.stderr = saved_streams
+        for signum, handler in saved_handlers.items():
+            signal.signal(signum, handler)
+        os.environ.clear()
+        os.environ.update(saved_environment)
+        threadpool_limits(blas_threads)
+        torch.set_num_threads(torch_threads)
+        torch.set_rng_state(torch_random)
+        np.random.set_state(numpy_random)
+        if 'matplotlib.pyplot' in sys.modules:
+            sys.modules['matplotlib.pyplot'].close('all')
+
+
+def run_main(script, *arguments, cwd):
+    """Run a script's ``main(argv)`` in this process: what ``run_script`` returns (the exit
+    code, stdout and stderr, an uncaught exception's traceback and exit code 1, a
+    ``sys.exit('message')``'s message), without starting an interpreter and importing
+    NumPy, PyTorch and matplotlib again (0.7 s, 2 s with PyTorch). Not for what only a fresh
+    process shows: signals, closed streams, the environment read at import, what is
+    imported."""
+    module = importlib.import_module(Path(script).stem)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with process_state_kept():
+        os.chdir(cwd)
+        sys.argv = [str(REPO / script), *arguments]
+        sys.stdout, sys.stderr = stdout, stderr
+        try:
+            module.main(list(arguments))
+            returncode = 0
+        except SystemExit as exit:
+            if exit.code is None or isinstance(exit.code, int):
+                returncode = exit.code or 0
+            else:
+                print(exit.code, file=stderr)
+                returncode = 1
+        except Exception:  # noqa: BLE001 -- as the interpreter would, print it and exit 1
+            traceback.print_exc(file=stderr)
+            returncode = 1
+    return subprocess.CompletedProcess([script, *arguments], returncode, stdout.getvalue(),
+                                       stderr.getvalue())
+
+
+def last_line(result):
+    """The last line a finished script wrote to stderr: its one line of error."""
+    return result.stderr.strip().splitlines()[-1]
+
+
 def only_run_dir(out_dir):
     """The one run folder in ``out_dir``."""
     run_dirs = [path for path in Path(out_dir).iterdir() if path.is_dir()]
     assert len(run_dirs) == 1, run_dirs
     return run_dirs[0]
+
+
+@pytest.fixture(scope='session')
+def finished_runs(tmp_path_factory):
+    """One finished two-epoch spiral run of each script, with its plots, to copy
+    (``copy_of_run``) and damage or edit."""
+    out_dir = tmp_path_factory.mktemp('finished')
+    run_dirs = {}
+    for script in SCRIPTS:
+        result = run_main(script, *SPIRAL_RUN, '--epochs', '2',
+                          '--out_dir', str(out_dir / script), cwd=out_dir)
+        assert result.returncode == 0, result.stderr
+        run_dirs[script] = only_run_dir(out_dir / script)
+    return run_dirs
 
 
 def flip_a_bit_of_the_data(path):
@@ -212,3 +344,13 @@ def copy_of_run(finished_runs, script, tmp_path):
     """A copy of the finished run of ``script`` and the path of its checkpoint."""
     run_dir = shutil.copytree(finished_runs[script], tmp_path / 'run')
     return run_dir, run_dir / checkpoint_name(script)
+
+
+class Reduce:
+    """Pickles as ``function(*arguments)``: what a hostile or crafted pickle calls."""
+
+    def __init__(self, function, *arguments):
+        self.function, self.arguments = function, arguments
+
+    def __reduce__(self):
+        return self.function, self.arguments

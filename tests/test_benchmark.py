@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_script
+from conftest import REPO, last_line, run_main
 from lab.benchmark import common, levers
+from test_data import write_cifar
 
 TINY = ['--quick', '--epochs', '2', '--n_train', '256', '--sweep_steps', '2',
         '--sweep_repeats', '2', '--main_job_repeats', '1']
@@ -72,16 +73,22 @@ def test_page_faults_per_step_counts_the_pages_a_step_touches_for_the_first_time
     assert levers.page_faults_per_step(same_pages, steps=4) < 4
 
 
+ON_THE_WORKER_OF_THE_TINY_RUN = pytest.mark.xdist_group('benchmark_tiny_run')
+"""With pytest-xdist's ``--dist loadgroup``, the tests of the tiny run share one worker, so
+the run (half a minute) is made once."""
+
+
 @pytest.fixture(scope='module')
 def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp('benchmark')
-    result = run_script('benchmark.py', 'train', *TINY, '--json', str(folder / 'train.json'),
-                        cwd=folder, timeout=300)
+    result = run_main('benchmark.py', 'train', *TINY, '--json', str(folder / 'train.json'),
+                      cwd=folder)
     assert result.returncode == 0, result.stderr
     return folder, result.stdout, json.loads((folder / 'train.json').read_text())
 
 
 @pytest.mark.slow
+@ON_THE_WORKER_OF_THE_TINY_RUN
 def test_train_measures_every_system_with_one_and_all_threads(tiny_run):
     _, stdout, results = tiny_run
     assert set(results['runs']) == {'one thread', 'all threads'}
@@ -111,6 +118,7 @@ def test_train_measures_every_system_with_one_and_all_threads(tiny_run):
 
 
 @pytest.mark.slow
+@ON_THE_WORKER_OF_THE_TINY_RUN
 def test_train_prints_the_ratios_of_the_medians_it_measured(tiny_run):
     _, stdout, results = tiny_run
     for label, run in results['runs'].items():
@@ -126,10 +134,11 @@ def test_train_prints_the_ratios_of_the_medians_it_measured(tiny_run):
 
 
 @pytest.mark.slow
+@ON_THE_WORKER_OF_THE_TINY_RUN
 def test_table_prints_the_readme_tables(tiny_run):
     folder, _, results = tiny_run
-    result = run_script('benchmark.py', 'table', '--json', str(folder / 'train.json'),
-                        cwd=folder)
+    result = run_main('benchmark.py', 'table', '--json', str(folder / 'train.json'),
+                      cwd=folder)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"Measured {results['date']}")
@@ -145,6 +154,7 @@ def test_table_prints_the_readme_tables(tiny_run):
 
 
 @pytest.mark.slow
+@ON_THE_WORKER_OF_THE_TINY_RUN
 def test_a_closed_stdout_is_not_an_error(tiny_run):
     """`benchmark.py table | head -1`: the reader leaves before the tables are written."""
     folder, _, _ = tiny_run
@@ -159,8 +169,8 @@ def test_a_closed_stdout_is_not_an_error(tiny_run):
 
 @pytest.mark.slow
 def test_levers_measures_each_lever_beside_what_the_code_does(tmp_path):
-    result = run_script('benchmark.py', 'levers', '--n_train', '512', '--repeats', '2',
-                        '--json', str(tmp_path / 'levers.json'), cwd=tmp_path, timeout=300)
+    result = run_main('benchmark.py', 'levers', '--n_train', '512', '--repeats', '2',
+                      '--json', str(tmp_path / 'levers.json'), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     measured = json.loads((tmp_path / 'levers.json').read_text())
     for case in ('128x3072', '2048x3072'):
@@ -188,6 +198,48 @@ def test_levers_measures_each_lever_beside_what_the_code_does(tmp_path):
     (['table', '--json', 'missing.json'], 'cannot read missing.json'),
 ])
 def test_bad_arguments_are_one_line_errors(arguments, message, tmp_path):
-    result = run_script('benchmark.py', *arguments, cwd=tmp_path)
+    result = run_main('benchmark.py', *arguments, cwd=tmp_path)
     assert result.returncode in (1, 2) and message in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+# ---------------------------------------------------------------- bad input, one line
+
+@pytest.mark.parametrize('command', [['data', '--repeats', '1'],
+                                     ['train', '--quick', '--epochs', '1']])
+def test_benchmark_names_a_bad_data_file_at_once(command, tmp_path):
+    data_dir = write_cifar(tmp_path / 'data', 20, test_batch=b'\x80\x04not a pickle')
+    result = run_main('benchmark.py', *command, '--data_dir', str(data_dir),
+                      '--json', str(tmp_path / 'out.json'), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    line = last_line(result)  # after, perhaps, a warning that the machine is busy
+    assert line.startswith(f'benchmark.py {command[0]}: error: ') and 'test_batch' in line
+    assert 'Traceback' not in result.stderr
+    assert not (tmp_path / 'out.json').exists()
+
+
+@pytest.mark.parametrize('command', [['data'], ['train', '--quick'], ['levers']])
+def test_benchmark_checks_its_output_path_before_measuring(command, tmp_path):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('')
+    result = run_main('benchmark.py', *command, '--json', str(blocker / 'out.json'),
+                      cwd=tmp_path)
+    assert result.returncode == 2
+    assert 'argument --json: cannot write' in last_line(result)
+
+
+def test_benchmark_data_refuses_a_batch_larger_than_cifar10(tmp_path):
+    result = run_main('benchmark.py', 'data', '--batch_size', '100000', cwd=tmp_path)
+    assert result.returncode == 2 and 'argument --batch_size' in last_line(result)
+
+
+@pytest.mark.parametrize('content', ['{"runs": ', '{"status": "completed", "config": {}}',
+                                     '[1, 2]', '{"runs": {}}'])
+def test_benchmark_table_refuses_what_train_did_not_write(content, tmp_path):
+    path = tmp_path / 'summary.json'
+    path.write_text(content)
+    result = run_main('benchmark.py', 'table', '--json', str(path), cwd=tmp_path)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith('benchmark.py table: error:') and 'summary.json' in line
+    assert result.stdout == ''

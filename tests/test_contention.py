@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_script
+from conftest import run_main
 from lab.benchmark.contention import BUSY_LOOP, rows, usable_cpus
 
 
@@ -50,9 +50,8 @@ def busy_loops_running():
 def test_quick_run_records_the_policys_threads_and_its_table(tmp_path):
     json_path = tmp_path / 'contention.json'
     others = set(busy_loops_running())  # another benchmark's, if one is running beside
-    result = run_script('benchmark.py', 'contention', '--quick', '--busy', '0', '1',
-                        '--shapes', 'fashion_mnist', '--json', str(json_path), cwd=tmp_path,
-                        timeout=900)
+    result = run_main('benchmark.py', 'contention', '--quick', '--busy', '0', '1',
+                      '--shapes', 'fashion_mnist', '--json', str(json_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert set(busy_loops_running()) <= others, 'the benchmark left busy loops running'
     results = json.loads(json_path.read_text())
@@ -72,6 +71,6 @@ def test_quick_run_records_the_policys_threads_and_its_table(tmp_path):
     for row in results['rows']:
         assert (f"| {row['system']} | {row['setting']} | {row['busy']} | {row['threads']} "
                 f"| {row['seconds']:.3f} | {row['over_quiet_best']:.2f}") in table
-    again = run_script('benchmark.py', 'contention', '--table', '--json', str(json_path),
-                       cwd=tmp_path)
+    again = run_main('benchmark.py', 'contention', '--table', '--json', str(json_path),
+                     cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.strip() in result.stdout

@@ -22,7 +22,6 @@ import tracemalloc
 import urllib.error
 import urllib.request
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,11 +31,12 @@ import cifar10_utils
 from lab import datasets as data_utils
 from lab.downloads import CorruptDataError, DownloadError
 from cifar10_utils import CIFAR10_MEAN, CIFAR10_STD, get_cifar10, get_dataloader
-from conftest import run_script
-from lab.datasets import get_dataset, read_idx
+from conftest import BOTH_SCRIPTS, REPO, Reduce, run_main, run_script
+from lab.cifar10_files import read_cifar10_batch
+from lab.datasets import get_dataset, get_mnist, read_idx
 from lab.loaders import ArrayDataset, apply_per_channel_affine
+from lab.studies.harness import load_subset
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 IMAGES_PER_BATCH = 20
 N_POOL = 5 * IMAGES_PER_BATCH
 VALIDATION_SIZE = 10
@@ -387,7 +387,6 @@ def test_hostile_pickle_never_runs_code(tmp_path, cifar_raw, file_name, position
             assert '\n' not in message
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('script, file_name, payload', [
     ('train_mlp_numpy.py', 'data_batch_3', 0), ('train_mlp_numpy.py', 'batches.meta', 1),
     ('train_mlp_pytorch.py', 'test_batch', 1)])
@@ -397,9 +396,9 @@ def test_training_script_refuses_hostile_pickle(tmp_path, cifar_raw, script, fil
     call = hostile_calls(sentinel)[payload]
     hostile = {**contents, file_name: plant(contents[file_name], call, 'in a list')}
     data_dir = write_cifar10(tmp_path / 'data', hostile, 'python2')
-    finished = run_script(script, '--data_dir', str(data_dir), '--validation_size', '10',
-                          '--epochs', '1', '--no_plot', '--no_progress',
-                          '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
+    finished = run_main(script, '--data_dir', str(data_dir), '--validation_size', '10',
+                        '--epochs', '1', '--no_plot', '--no_progress',
+                        '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
     assert finished.returncode == 1, finished.stderr
     assert not sentinel.exists()
     [line] = finished.stderr.strip().splitlines()
@@ -416,6 +415,68 @@ def test_unpickler_refuses_other_codecs_of_codecs_encode():
     assert pickle.loads(zlib_call) == zlib.compress(b'x')  # plain pickle runs the codec
     with pytest.raises(cifar10_files.ForbiddenGlobalError, match="encode with 'zlib'"):
         cifar10_files.CifarUnpickler(io.BytesIO(zlib_call), encoding='bytes').load()
+
+
+# ------------------------------------------------------------ CIFAR-10 arrays of the wrong size
+
+def stride_bomb(n_images):
+    """A test_batch of a few hundred bytes whose b'data' is ``numpy.ndarray`` called with
+    one byte of buffer and strides (0, 0): n_images rows of 3072 bytes that all share it."""
+    data = Reduce(np.ndarray, (n_images, 3072), np.dtype('u1'), b'\0', 0, (0, 0))
+    return pickle.dumps({b'data': data, b'labels': [0] * 10}, protocol=4)
+
+
+def test_a_stride_trick_array_is_refused_before_it_costs_memory(tmp_path):
+    path = tmp_path / 'test_batch'
+    path.write_bytes(stride_bomb(300_000))
+    assert path.stat().st_size < 300
+    with pytest.raises(CorruptDataError, match='numpy.ndarray called directly'):
+        read_cifar10_batch(path)
+
+
+@pytest.mark.parametrize('case, expected', [
+    ('11 000 rows', 'n from 1 to 10000'),
+    ('not contiguous', 'not contiguous'),
+    ('reconstruct of a large shape', "_reconstruct of"),
+])
+def test_cifar_arrays_must_have_the_documented_size_and_layout(case, expected, tmp_path):
+    if case == '11 000 rows':
+        content = pickle.dumps({b'data': np.zeros((11000, 3072), np.uint8),
+                                b'labels': [0] * 11000}, protocol=4)
+    elif case == 'not contiguous':
+        content = pickle.dumps({b'data': np.asfortranarray(np.zeros((4, 3072), np.uint8)),
+                                b'labels': [0] * 4}, protocol=4)
+    else:
+        content = pickle.dumps({b'data': Reduce(RECONSTRUCT, np.ndarray, (10**12,), b'b'),
+                                b'labels': []}, protocol=2)
+    path = tmp_path / 'data_batch_1'
+    path.write_bytes(content)
+    with pytest.raises(CorruptDataError, match=expected):
+        read_cifar10_batch(path)
+
+
+def test_an_empty_array_pickled_at_protocol_2_is_read(tmp_path):
+    """Python 3's protocol 2 pickles an empty array's data as ``bytes()``: allowed, and then
+    refused for what it is, an empty batch; ``bytes(n)`` with an argument is not."""
+    path = tmp_path / 'test_batch'
+    path.write_bytes(pickle.dumps({b'data': np.zeros((0, 3072), np.uint8), b'labels': []},
+                                  protocol=2))
+    with pytest.raises(CorruptDataError, match=r'got uint8 \(0, 3072\)'):
+        read_cifar10_batch(path)
+    path.write_bytes(pickle.dumps({b'data': Reduce(bytes, 1 << 40), b'labels': []}, protocol=2))
+    with pytest.raises(CorruptDataError, match='bytes with arguments'):
+        read_cifar10_batch(path)
+
+
+def test_escape_codes_in_a_pickled_name_are_shown_escaped(tmp_path):
+    path = tmp_path / 'data_batch_1'
+    fake = '\x1b[2K\rAll good: 50000 images read'
+    path.write_bytes(b'\x80\x02c' + f'os{fake}\nsystem\n'.encode() + b')R.')
+    with pytest.raises(CorruptDataError) as raised:
+        read_cifar10_batch(path)
+    message = str(raised.value)
+    assert '\x1b' not in message and '\r' not in message
+    assert r'os\x1b[2K\rAll good' in message
 
 
 # ---------------------------------------------------------------- CIFAR-10 malformed meta
@@ -441,9 +502,9 @@ def test_training_script_refuses_meta_with_three_names(tmp_path, cifar_raw):
     contents = cifar10_contents(cifar_raw)
     contents['batches.meta'] = {b'label_names': list(CLASS_NAMES[:3])}
     data_dir = write_cifar10(tmp_path / 'data', contents, 'python2')
-    finished = run_script('train_mlp_numpy.py', '--data_dir', str(data_dir),
-                          '--validation_size', '10', '--epochs', '1', '--no_plot',
-                          '--no_progress', '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
+    finished = run_main('train_mlp_numpy.py', '--data_dir', str(data_dir),
+                        '--validation_size', '10', '--epochs', '1', '--no_plot',
+                        '--no_progress', '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
     assert finished.returncode == 1, finished.stderr
     [line] = finished.stderr.strip().splitlines()
     assert 'batches.meta' in line and 'got 3 of type bytes' in line
@@ -660,10 +721,19 @@ def test_loader_lengths_drop_last_and_completeness(cifar):
                                       cifar[split].labels)
 
 
-def test_loader_attributes(cifar):
-    loader = get_dataloader(cifar, batch_size=16, seed=3)['train']
-    assert loader.dataset is cifar['train'] and loader.batch_size == 16
-    assert isinstance(loader.rng, np.random.Generator)
+def test_the_train_loader_draws_each_epoch_as_its_seeded_permutation(cifar):
+    """The documented order: epoch k is ``rng.permutation(N)``, the k-th draw of a generator
+    seeded with ``seed``, cut into batches of ``batch_size`` (the last partial one dropped)."""
+    loader = get_dataloader(cifar, batch_size=16, return_numpy=True, seed=3)['train']
+    rng, train = np.random.default_rng(3), cifar['train']
+    for _ in range(2):
+        order = rng.permutation(len(train))[:len(loader) * 16]
+        batches = list(loader)
+        assert [len(labels) for _, labels in batches] == [16] * len(loader)
+        np.testing.assert_array_equal(np.concatenate([images for images, _ in batches]),
+                                      train.images[order])
+        np.testing.assert_array_equal(np.concatenate([labels for _, labels in batches]),
+                                      train.labels[order])
 
 
 def epoch_labels(loader):
@@ -714,7 +784,7 @@ def test_numpy_path_never_imports_torch(cifar_dir):
         f'loaders = get_dataloader(get_cifar10({str(cifar_dir)!r}, 10), 8, return_numpy=True)\n'
         'for loader in loaders.values(): list(loader)\n'
         "assert 'torch' not in sys.modules, 'torch was imported'\n")
-    subprocess.run([sys.executable, '-c', program], cwd=REPOSITORY, check=True)
+    subprocess.run([sys.executable, '-c', program], cwd=REPO, check=True)
 
 
 def test_torch_path_gives_tensors(cifar):
@@ -893,6 +963,100 @@ def test_mnist_absent_offline_gives_download_error(tmp_path):
     with pytest.raises(DownloadError, match='put it at'):
         get_dataset('mnist', data_dir=tmp_path)
     assert list((tmp_path / 'MNIST' / 'raw').iterdir()) == []
+
+
+def write_mnist(data_dir, n_train, n_test, pixels=None):
+    """data_dir/MNIST/raw with IDX files of these sizes; random pixels unless given one value."""
+    raw = data_dir / 'MNIST' / 'raw'
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n_images in (('train', n_train), ('t10k', n_test)):
+        images = (rng.integers(0, 256, (n_images, 28, 28)) if pixels is None
+                  else np.full((n_images, 28, 28), pixels))
+        (raw / f'{prefix}-images-idx3-ubyte').write_bytes(idx_bytes(images.astype(np.uint8)))
+        labels = rng.integers(0, 10, n_images).astype(np.uint8)
+        (raw / f'{prefix}-labels-idx1-ubyte').write_bytes(idx_bytes(labels))
+    return data_dir
+
+
+@pytest.mark.parametrize('split, n_images', [('train', 60001), ('t10k', 10001)])
+def test_idx_headers_beyond_the_documented_size_are_refused_before_reading(split, n_images,
+                                                                          tmp_path):
+    data_dir = write_mnist(tmp_path / 'data', 20, 20)
+    header = bytes([0, 0, 0x08, 3]) + b''.join(size.to_bytes(4, 'big')
+                                               for size in (n_images, 28, 28))
+    (data_dir / 'MNIST' / 'raw' / f'{split}-images-idx3-ubyte').write_bytes(header + bytes(10))
+    with pytest.raises(CorruptDataError, match=f'more than the {(n_images - 1) * 784} bytes'):
+        get_mnist(data_dir, validation_size=5)
+
+
+# ---------------------------------------------------------------- small or degenerate data
+
+def write_cifar(data_dir, images_per_batch=20, **replaced):
+    """data_dir/cifar-10-batches-py in CIFAR-10's own format (Python 2 pickles), each batch
+    of ``images_per_batch`` random images, with any file's content ``replaced`` by bytes."""
+    rng = np.random.default_rng(0)
+    contents = {name: cifar10_batch(name, rng.integers(0, 256, (images_per_batch, 3072),
+                                                       dtype=np.uint8),
+                                    rng.integers(0, 10, images_per_batch))
+                for name in [f'data_batch_{number}' for number in range(1, 6)] + ['test_batch']}
+    contents['batches.meta'] = {b'label_names': list(CLASS_NAMES)}
+    write_cifar10(data_dir, contents, 'python2')
+    for name, content in replaced.items():
+        (data_dir / 'cifar-10-batches-py' / name).write_bytes(content)
+    return data_dir
+
+
+EMPTY_TEST_BATCH = pickle.dumps(
+    {b'data': np.zeros((0, 3072), np.uint8), b'labels': np.zeros(0, np.int64)}, protocol=4)
+"""A test_batch of no images, as Python 3 pickles one."""
+
+
+SMALL_DATA = {
+    'CIFAR-10 of 100 images a batch': (
+        'cifar10', lambda data_dir: write_cifar(data_dir, 100), [],
+        'holds 500 training examples, too few to hold out 5000'),
+    'a batch larger than the training split': (
+        'cifar10', lambda data_dir: write_cifar(data_dir, 100), ['--validation_size', '100',
+                                                                 '--batch_size', '1000'],
+        'holds 400 training examples after the validation split, fewer than one batch'),
+    'an empty test_batch': (
+        'cifar10', lambda data_dir: write_cifar(data_dir, 20, test_batch=EMPTY_TEST_BATCH),
+        ['--validation_size', '10'], r"test_batch is not a CIFAR-10 batch"),
+    'IDX files of 100 images': (
+        'mnist', lambda data_dir: write_mnist(data_dir, 100, 100), [],
+        'holds 100 training examples, too few to hold out 5000'),
+    'IDX files of no images': (
+        'mnist', lambda data_dir: write_mnist(data_dir, 0, 0), [], 'holds no images'),
+    'IDX images of one grey': (
+        'mnist', lambda data_dir: write_mnist(data_dir, 100, 100, pixels=7),
+        ['--validation_size', '10'], 'every pixel of'),
+}
+
+
+@pytest.mark.parametrize('script', BOTH_SCRIPTS)
+@pytest.mark.parametrize('case', SMALL_DATA)
+def test_small_or_degenerate_data_is_one_line(script, case, tmp_path):
+    dataset, write, arguments, expected = SMALL_DATA[case]
+    data_dir = write(tmp_path / 'data')
+    result = run_main(script, '--dataset', dataset, '--data_dir', str(data_dir),
+                      '--epochs', '1', '--no_plot', '--no_progress', *arguments,
+                      '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith('error: ') and expected in line, line
+    assert not (tmp_path / 'out').exists() or not any((tmp_path / 'out').iterdir())
+
+
+@pytest.mark.parametrize('n_images, pixels, expected', [(0, None, 'holds no images'),
+                                                        (100, 7, 'every pixel of')])
+def test_the_studies_name_empty_or_flat_data(n_images, pixels, expected, tmp_path):
+    """experiments.py turns a CorruptDataError into its one line; the studies' loader raises
+    it for these files (it trains on the spiral first, minutes before it reads them)."""
+    data_dir = write_mnist(tmp_path / 'data', n_images, n_images, pixels)
+    (data_dir / 'MNIST').rename(data_dir / 'FashionMNIST')
+    with pytest.raises(CorruptDataError, match=expected):
+        load_subset('fashion_mnist', n_train=50, data_dir=str(data_dir))
 
 
 # ---------------------------------------------------------------- spiral, get_dataset

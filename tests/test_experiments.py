@@ -8,6 +8,7 @@ import ast
 import inspect
 import json
 import math
+import os
 import pkgutil
 import subprocess
 import sys
@@ -19,10 +20,10 @@ import pytest
 
 import experiments
 from lab import studies
-from conftest import code_lines, imported_modules, needs_fashion_mnist
+from conftest import REPO, code_lines, imported_modules, needs_fashion_mnist, run_main
 from lab.studies import harness
 from lab.studies.activations import ACTIVATION_NAMES
-from lab.studies.numpy_vs_pytorch import REPOSITORY, count_code_lines
+from lab.studies.numpy_vs_pytorch import count_code_lines
 from lab.studies.saddle import finite_difference_hessian
 
 SESSION_STARTED = time.perf_counter()
@@ -240,12 +241,6 @@ def test_a_study_with_non_finite_numbers_writes_strict_json(tmp_path, monkeypatc
     assert record['results'] == {'loss': None, 'curve': [1.0, None, None]}
 
 
-def run_experiments(*arguments, cwd):
-    """``python experiments.py ARGUMENTS`` in a fresh interpreter, as a user runs it."""
-    return subprocess.run([sys.executable, str(REPOSITORY / 'experiments.py'), *arguments],
-                          cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
 def assert_refused(result, *phrases):
     """Exit code 2, no traceback, and a last line naming the problem."""
     assert result.returncode == 2, result.stderr
@@ -255,33 +250,30 @@ def assert_refused(result, *phrases):
         last_line)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('seed', ['-1', '4294967296', 'one'])
 def test_command_line_refuses_a_bad_seed(seed, tmp_path):
     out_dir = tmp_path / 'out'
-    result = run_experiments('saddle', '--seed', seed, '--out_dir', str(out_dir), cwd=tmp_path)
+    result = run_main('experiments.py', 'saddle', '--seed', seed, '--out_dir', str(out_dir), cwd=tmp_path)
     assert_refused(result, '--seed', seed)
     assert not out_dir.exists()
 
 
-@pytest.mark.slow
 def test_command_line_refuses_an_output_folder_that_is_a_file(tmp_path):
     blocker = tmp_path / 'a_file'
     blocker.write_text('not a folder')
-    assert_refused(run_experiments('saddle', '--out_dir', str(blocker), cwd=tmp_path),
+    assert_refused(run_main('experiments.py', 'saddle', '--out_dir', str(blocker), cwd=tmp_path),
                    '--out_dir', 'is a file, not a folder')
-    assert_refused(run_experiments('saddle', '--out_dir', str(blocker / 'figures'),
-                                   cwd=tmp_path),
+    assert_refused(run_main('experiments.py', 'saddle', '--out_dir', str(blocker / 'figures'),
+                            cwd=tmp_path),
                    '--out_dir', 'cannot write into', 'choose a writable folder')
     assert blocker.read_text() == 'not a folder'
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not Path('/proc/self').is_dir(), reason='needs Linux /proc')
 def test_command_line_refuses_a_folder_that_takes_no_files(tmp_path):
     # /proc is a folder in which no one, root included, can create a file:
     # an unwritable folder even for the root user that CI runs as.
-    assert_refused(run_experiments('saddle', '--out_dir', '/proc', cwd=tmp_path),
+    assert_refused(run_main('experiments.py', 'saddle', '--out_dir', '/proc', cwd=tmp_path),
                    '--out_dir', 'cannot write into /proc')
 
 
@@ -339,19 +331,19 @@ def test_command_line_file_stays_small():
 
 
 def test_studies_define_no_name_defined_elsewhere():
-    package_files = sorted((REPOSITORY / 'lab' / 'studies').glob('*.py'))
-    module_files = sorted(REPOSITORY.glob('*.py')) + sorted((REPOSITORY / 'lab').glob('*.py'))
+    package_files = sorted((REPO / 'lab' / 'studies').glob('*.py'))
+    module_files = sorted(REPO.glob('*.py')) + sorted((REPO / 'lab').glob('*.py'))
     definitions = {path: top_level_definitions(path) for path in package_files + module_files}
     for path in package_files:
         for name in definitions[path]:
-            elsewhere = [other.relative_to(REPOSITORY).as_posix()
+            elsewhere = [other.relative_to(REPO).as_posix()
                          for other, names in definitions.items()
                          if other != path and name in names]
             assert not elsewhere, f'{name} of {path.name} is also defined in {elsewhere}'
 
 
 def test_imports_flow_from_the_command_line_to_the_studies_to_the_harness():
-    package = REPOSITORY / 'lab' / 'studies'
+    package = REPO / 'lab' / 'studies'
     assert not {'experiments', 'lab.studies'} & imported_modules(package / '__init__.py')
     harness_imports = imported_modules(package / 'harness.py')
     assert 'experiments' not in harness_imports
@@ -361,3 +353,13 @@ def test_imports_flow_from_the_command_line_to_the_studies_to_the_harness():
         assert 'experiments' not in imports
         assert {module for module in imports if module.startswith('lab.studies')} <= {
             'lab.studies.harness'}, name
+
+
+@pytest.mark.slow
+def test_experiments_run_under_a_bogus_matplotlib_backend(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / 'experiments.py'), 'saddle', '--quick',
+                             '--out_dir', str(tmp_path / 'out')], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, 'MPLBACKEND': 'bogus'})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / 'out' / 'saddle.json').exists()

@@ -13,6 +13,9 @@ import copy
 import json
 import math
 import re
+import shutil
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -107,3 +110,41 @@ def test_notebook_is_committed_with_its_outputs(name):
     assert any('image/png' in output.get('data', {}) for output in outputs), 'no figure'
     assert path.stat().st_size < MAX_NOTEBOOK_BYTES
     assert json.loads(path.read_text())['metadata']['kernelspec']['name'] == 'python3'
+
+
+# ---------------------------------------------------------------- where they import from
+
+NOTEBOOK_FIRST_CODE_CELL = 2
+
+
+def first_code_cell(name):
+    cells = json.loads((REPO / 'notebooks' / name).read_text())['cells']
+    assert cells[NOTEBOOK_FIRST_CODE_CELL]['cell_type'] == 'code'
+    return ''.join(cells[NOTEBOOK_FIRST_CODE_CELL]['source'])
+
+
+@pytest.mark.parametrize('name', ['1_mlp_numpy.ipynb', '2_mlp_pytorch.ipynb'])
+@pytest.mark.parametrize('start', ['repository', 'notebooks'])
+def test_notebooks_import_from_their_repository_only(name, start, tmp_path):
+    """A module planted in the folder above the repository is never imported, whether the
+    kernel starts in the repository or in its notebooks/ folder."""
+    repository = tmp_path / 'outer' / 'repository'
+    (repository / 'notebooks').mkdir(parents=True)
+    shutil.copy(REPO / 'notebooks' / name, repository / 'notebooks' / name)
+    (repository / 'mlp_numpy.py').write_text("WHERE = 'repository'\n")
+    sentinel = tmp_path / 'planted_ran'
+    (tmp_path / 'outer' / 'mlp_numpy.py').write_text(
+        f"open({str(sentinel)!r}, 'w').close()\nWHERE = 'planted'\n")
+    cwd = repository if start == 'repository' else repository / 'notebooks'
+    program = first_code_cell(name) + "\nimport mlp_numpy\nprint(mlp_numpy.WHERE, REPOSITORY)"
+    result = subprocess.run([sys.executable, '-c', program], cwd=cwd, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['repository', str(repository.resolve())]
+    assert not sentinel.exists()
+
+
+def test_a_notebook_started_elsewhere_says_where_to_start(tmp_path):
+    result = subprocess.run([sys.executable, '-c', first_code_cell('1_mlp_numpy.ipynb')],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and 'start Jupyter in one of them' in result.stderr

@@ -1,10 +1,23 @@
-"""The lab tier's bookkeeping: early stopping, run settings and memory, run folders,
-checkpoints, files."""
+"""Runs (lab/runs.py, lab/settings.py, lab/fileio.py): early stopping, run settings and
+the memory they need, run folders and the folder lock, links out of the folder, divergence,
+files written whole or not at all, full disks.
+
+The scripts run in this process (``run_main``) but where a second process, the umask,
+the environment or a file-size limit is under test.
+"""
+import errno
 import json
 import os
+import re
+import resource
+import shutil
+import signal
 import stat
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +25,12 @@ import torch
 
 import mlp_numpy
 import mlp_pytorch
-from lab import settings
-from lab.checkpoints import (CheckpointError, NumpyFiles, TorchFiles, read_checkpoint,
-                             run_name)
-from conftest import REPO, flip_a_bit_of_the_data
+import train_mlp_numpy
+from conftest import (BOTH_SCRIPTS, REPO, SCRIPTS, SPIRAL, SPIRAL_RUN, checkpoint_name, copy_of_run,
+                      last_line, needs_fashion_mnist, only_run_dir, run_main, run_script,
+                      start_script)
+from lab import fileio, settings
+from lab.checkpoints import run_name
 from lab.fileio import FolderLock, load_json, save_json, temporary_files
 from lab.runs import EarlyStopping, claim_run_folder
 from lab.settings import ConfigurationError, memory_estimate, run_settings
@@ -93,45 +108,6 @@ def test_claim_run_folder_never_reuses_a_folder(tmp_path):
     assert (first.name, second.name) == ('run', 'run_2')
 
 
-def test_numpy_checkpoint_round_trip_without_pickle(tmp_path):
-    contents = {'settings': {'lr': 0.1, 'hidden_dims': [3]}, 'run': {'elapsed': 1.5},
-                'model': {'0.weight': np.arange(6.0).reshape(2, 3)},
-                'best_model': {'0.weight': np.ones((2, 3), dtype=np.float32)},
-                'optimizer': {'lr': 0.1, 'step': 3, 'momentum_buffer.0': np.zeros(2)},
-                'random': {'model': {'state': {'state': 2 ** 100, 'inc': 7}}}}
-    path = tmp_path / 'checkpoint.npz'
-    NumpyFiles.write(contents, path)
-    read = read_checkpoint(NumpyFiles, path)
-    assert read['settings'] == contents['settings']
-    assert read['random'] == contents['random']
-    np.testing.assert_array_equal(read['model']['0.weight'], contents['model']['0.weight'])
-    assert read['best_model']['0.weight'].dtype == np.float32
-    with np.load(path, allow_pickle=False) as data:  # plain arrays only
-        assert all(data[key].dtype != object for key in data.files)
-
-
-@pytest.mark.parametrize('files', [NumpyFiles, TorchFiles], ids=['npz', 'pt'])
-@pytest.mark.parametrize('damage', ['empty', 'truncated', 'not a zip', 'missing', 'bit flip'])
-def test_damaged_checkpoints_are_named_not_read(tmp_path, damage, files):
-    path = tmp_path / f'checkpoint{files.suffix}'
-    array = np.zeros(1000) if files is NumpyFiles else torch.zeros(1000)
-    files.write({'settings': {}, 'run': {}, 'model': {}, 'best_model': {},
-                 'optimizer': {'x': array}}, path)
-    if damage == 'empty':
-        path.write_bytes(b'')
-    elif damage == 'truncated':
-        path.write_bytes(path.read_bytes()[:300])
-    elif damage == 'not a zip':
-        path.write_text('hello')
-    elif damage == 'missing':
-        path.unlink()
-    else:  # torch.load itself loads this one without a word
-        flip_a_bit_of_the_data(path)
-    with pytest.raises(CheckpointError,
-                       match=rf"not a readable checkpoint: .*checkpoint\{files.suffix}"):
-        read_checkpoint(files, path)
-
-
 def test_json_is_strict_and_follows_the_umask(tmp_path):
     previous = os.umask(0o022)
     try:
@@ -191,6 +167,341 @@ def test_temporary_files_are_those_of_the_names_given_only(tmp_path):
         path.write_text('x')
     assert temporary_files(tmp_path, ['checkpoint.npz', 'model.npz']) == [ours]
 
+
+# ------------------------------------------------------------- run folders, the folder lock, links
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_unwritable_output_folder_is_explained(script, tmp_path):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    result = run_main(script, '--dataset', 'spiral', '--epochs', '1',
+                      '--out_dir', str(blocker / 'results'), cwd=tmp_path)
+    assert result.returncode == 1
+    assert 'cannot create the output folder' in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def wait_for(condition, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_a_rerun_after_a_finished_run_gets_a_fresh_folder_even_when_interrupted(tmp_path):
+    command = ['--dataset', 'spiral', '--hidden_dims', '64', '64', '--batch_size', '8',
+               '--epochs', '60', '--no_plot', '--no_progress', '--out_dir', str(tmp_path / 'out')]
+    finished = run_main('train_mlp_numpy.py', *command, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr
+    first = only_run_dir(tmp_path / 'out')
+    files_before = {path.name: path.read_bytes() for path in first.iterdir()}
+    again = start_script('train_mlp_numpy.py', *command, cwd=tmp_path)
+    second = first.with_name(f"{first.name}_2")
+    wait_for(lambda: (second / 'checkpoint.npz').exists())
+    again.send_signal(signal.SIGINT)
+    _, stderr = again.communicate(timeout=60)
+    assert again.returncode == 130, stderr
+    assert json.loads((second / 'summary.json').read_text())['status'] == 'interrupted'
+    assert {path.name: path.read_bytes() for path in first.iterdir()} == files_before
+
+
+@pytest.mark.slow
+def test_two_identical_runs_at_once_get_a_folder_each(tmp_path):
+    command = ['--dataset', 'spiral', '--hidden_dims', '8', '--epochs', '3', '--no_plot',
+               '--no_progress', '--out_dir', str(tmp_path / 'out')]
+    processes = [start_script('train_mlp_numpy.py', *command, cwd=tmp_path) for _ in range(2)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    names = sorted(path.name for path in (tmp_path / 'out').iterdir())
+    assert len(names) == 2 and names[1] == f"{names[0]}_2"
+    for name in names:
+        summary = json.loads((tmp_path / 'out' / name / 'summary.json').read_text())
+        assert (summary['status'], summary['epochs_completed']) == ('completed', 3)
+
+
+@pytest.mark.slow
+def test_a_second_resume_of_a_running_run_is_refused(finished_runs, tmp_path):
+    run_dir, checkpoint = copy_of_run(finished_runs, 'train_mlp_numpy.py', tmp_path)
+    first = start_script('train_mlp_numpy.py', '--resume', str(checkpoint), '--epochs', '100000',
+                         '--no_progress', cwd=tmp_path)
+    wait_for(lambda: (run_dir / '.lock').exists())
+    second = run_main('train_mlp_numpy.py', '--resume', str(checkpoint), '--epochs', '100000',
+                      cwd=tmp_path)
+    first.send_signal(signal.SIGINT)
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 130, stderr
+    assert second.returncode == 1
+    assert (f"error: {run_dir} is in use by another run (process {first.pid}); wait until it "
+            f"has finished") in second.stderr
+    assert not (run_dir / '.lock').exists()
+
+
+def make_link(kind, target, link):
+    """``link`` as a symbolic or hard link to ``target``."""
+    if kind == 'symlink':
+        link.symlink_to(target)
+    else:
+        os.link(target, link)
+
+
+@pytest.mark.parametrize('script', BOTH_SCRIPTS)
+@pytest.mark.parametrize('kind', ['symlink', 'hard link', 'dangling symlink', 'FIFO',
+                                  'folder'])
+def test_a_linked_lock_is_refused_and_its_target_untouched(script, kind, finished_runs,
+                                                           tmp_path):
+    run_dir, checkpoint = copy_of_run(finished_runs, script, tmp_path)
+    target = tmp_path / 'precious.txt'
+    if kind != 'dangling symlink':
+        target.write_text('keep me')
+    if kind == 'FIFO':
+        os.mkfifo(run_dir / '.lock')
+    elif kind == 'folder':
+        (run_dir / '.lock').mkdir()
+    else:
+        make_link('hard link' if kind == 'hard link' else 'symlink', target, run_dir / '.lock')
+    result = run_main(script, '--resume', str(checkpoint), '--epochs', '3', '--no_plot',
+                      '--no_progress', cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert '.lock is a' in last_line(result) and 'Traceback' not in result.stderr
+    if kind == 'dangling symlink':
+        assert not target.exists()
+    else:
+        assert target.read_text() == 'keep me'
+    assert json.loads((run_dir / 'summary.json').read_text())['epochs_completed'] == 2
+
+
+@pytest.mark.parametrize('script', BOTH_SCRIPTS)
+@pytest.mark.parametrize('kind', ['symlink', 'hard link'])
+def test_no_output_is_written_through_a_link(script, kind, finished_runs, tmp_path):
+    """Every file a resumed run writes (summary, model, checkpoint, plots, a temporary file
+    left by a killed run) is a link to a file outside the folder: each target stays as it
+    was, and the run writes its own files in their place."""
+    run_dir, checkpoint = copy_of_run(finished_runs, script, tmp_path)
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    suffix = Path(checkpoint_name(script)).suffix
+    names = [f'model{suffix}', 'summary.json', 'loss.png', 'accuracy.png',
+             f'.checkpoint{suffix}.abcd1234.tmp']
+    if kind == 'hard link':
+        names.append(f'checkpoint{suffix}')
+    for name in names:
+        target = outside / name.strip('.')
+        if name.startswith('checkpoint'):
+            shutil.copy(run_dir / name, target)
+        else:
+            target.write_text(f'precious {name}')
+        (run_dir / name).unlink(missing_ok=True)
+        make_link(kind, target, run_dir / name)
+    before = {path.name: path.read_bytes() for path in outside.iterdir()}
+    result = run_main(script, '--resume', str(checkpoint), '--epochs', '3', '--no_progress',
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert {path.name: path.read_bytes() for path in outside.iterdir()} == before
+    for name in names:
+        path = run_dir / name
+        if name.endswith('.tmp'):
+            assert not path.exists() and not path.is_symlink()
+        else:
+            assert not path.is_symlink() and path.stat().st_nlink == 1
+    assert json.loads((run_dir / 'summary.json').read_text())['epochs_completed'] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('umask, file_mode, folder_mode', [(0o022, 0o644, 0o755),
+                                                           (0o077, 0o600, 0o700)])
+def test_outputs_follow_the_umask(umask, file_mode, folder_mode, tmp_path):
+    result = run_script('train_mlp_numpy.py', '--dataset', 'spiral', '--epochs', '1',
+                        '--hidden_dims', '8', '--no_progress', '--out_dir', str(tmp_path / 'out'),
+                        cwd=tmp_path, preexec_fn=lambda: os.umask(umask))
+    assert result.returncode == 0, result.stderr
+    run_dir = only_run_dir(tmp_path / 'out')
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in run_dir.iterdir()}
+    assert modes == dict.fromkeys(['checkpoint.npz', 'model.npz', 'summary.json', 'loss.png',
+                                   'accuracy.png'], file_mode)
+    assert stat.S_IMODE(run_dir.stat().st_mode) == folder_mode
+
+
+@pytest.mark.slow
+def test_a_bogus_matplotlib_backend_costs_no_result(tmp_path):
+    result = run_script('train_mlp_numpy.py', *SPIRAL_RUN, '--epochs', '1',
+                        '--out_dir', str(tmp_path / 'out'), cwd=tmp_path,
+                        env={**os.environ, 'MPLBACKEND': 'bogus'})
+    assert result.returncode == 0, result.stderr
+    assert 'test accuracy' in result.stdout
+    run_dir = only_run_dir(tmp_path / 'out')
+    assert json.loads((run_dir / 'summary.json').read_text())['status'] == 'completed'
+    assert (run_dir / 'loss.png').exists()
+
+
+# ---------------------------------------------------------------- memory
+
+def memory_available():
+    """Linux's MemAvailable, in bytes, read here independently of runs.py."""
+    for line in Path('/proc/meminfo').read_text().splitlines():
+        if line.startswith('MemAvailable:'):
+            return int(line.split()[1]) * 1024
+
+
+@pytest.mark.skipif(not Path('/proc/meminfo').exists(), reason="needs Linux's /proc/meminfo")
+@pytest.mark.parametrize('dataset, width, n_inputs, n_classes', [
+    ('fashion_mnist', 100_000_000, 784, 10),
+    ('spiral', 1_000_000_000, 2, 3),
+])
+def test_a_model_too_large_for_memory_is_refused_up_front(dataset, width, n_inputs, n_classes,
+                                                          tmp_path):
+    """Widths far beyond any machine (the issue's 10 000 000 would fit in a large one and
+    then really be allocated): refused at once with the estimate and what is available."""
+    result = run_main('train_mlp_numpy.py', '--dataset', dataset, '--hidden_dims', str(width),
+                      '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    line = last_line(result)
+    match = re.search(r"need about ([\d.e+]+) (\w+) of memory \(.*\) but ([\d.e+]+) (\w+) is "
+                      r"available; use narrower --hidden_dims", line)
+    assert match, line
+    units = {'KiB': 2 ** 10, 'MiB': 2 ** 20, 'GiB': 2 ** 30, 'TiB': 2 ** 40}
+    needed = float(match[1]) * units[match[2]]
+    available = float(match[3]) * units[match[4]]
+    parameters = (n_inputs + 1) * width + (width + 1) * n_classes
+    assert needed >= 4 * parameters * 4  # at least four float32 copies of the parameters
+    assert available == pytest.approx(memory_available(), rel=0.2)
+    assert not (tmp_path / 'out').exists()
+
+
+# ---------------------------------------------------------------- divergence
+
+@pytest.mark.filterwarnings('ignore:overflow encountered:RuntimeWarning')
+@pytest.mark.parametrize('lr, reason', [('1e3', 'more than 10,000 times the first batch'),
+                                        ('1e30', 'the training loss became nan')])
+def test_a_runaway_loss_ends_the_run_as_diverged(lr, reason, tmp_path):
+    result = run_main('train_mlp_numpy.py', '--dataset', 'spiral', '--lr', lr, '--epochs', '3',
+                      '--no_progress', '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert reason in result.stderr and 'try a smaller --lr' in result.stderr
+    assert 'no epoch finished, so there is no model to test' in result.stdout
+    assert 'test accuracy' not in result.stdout
+    summary = json.loads((only_run_dir(tmp_path / 'out') / 'summary.json').read_text())
+    assert summary['status'] == 'diverged' and reason in summary['message']
+    assert (summary['epochs_completed'], summary['test_accuracy']) == (0, None)
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_the_readmes_divergence_example_diverges(tmp_path):
+    result = run_main('train_mlp_numpy.py', '--dataset', 'fashion_mnist', '--lr', '5',
+                      '--epochs', '2', '--no_progress', '--no_plot',
+                      '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((only_run_dir(tmp_path / 'out') / 'summary.json').read_text())
+    assert summary['status'] == 'diverged', summary['metrics']['train_loss']
+    assert 'training diverged at learning rate 5' in summary['message']
+
+
+@pytest.mark.parametrize('arguments, expected', [
+    (['--weight_decay', '1e308'], 'because --weight_decay 1e+308 at learning rate 0.1'),
+    (['--lr', '1000'], 'diverged at learning rate 1000; try a smaller --lr, such as 0.1'),
+    (['--lr', '50', '--momentum', '0.99'], 'with --momentum 0.99'),
+])
+def test_divergence_names_what_diverged_in_one_line(arguments, expected, tmp_path):
+    result = run_main('train_mlp_numpy.py', '--dataset', 'spiral', '--epochs', '2',
+                      '--no_progress', '--no_plot', *arguments,
+                      '--out_dir', str(tmp_path / 'out'), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stderr, result.stderr
+    assert 'Warning' not in result.stderr and 'encountered' not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# ---------------------------------------------------------------- full disks
+
+def test_full_disk_leaves_earlier_results_intact(tmp_path, monkeypatch):
+    """Resuming into a run folder on a full disk: the summary of the earlier epochs survives."""
+    arguments = dict(hidden_dims=[8], lr=0.1, batch_size=32, seed=0, **SPIRAL)
+    train_mlp_numpy.train(epochs=1, out_dir=str(tmp_path), **arguments)
+    run_dir = only_run_dir(tmp_path)
+    before = (run_dir / 'summary.json').read_text()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(fileio.json, 'dump', disk_full)
+    with pytest.raises(OSError, match=r"could not write .*summary.json.*free some disk space"):
+        train_mlp_numpy.train(epochs=2, resume=str(run_dir / 'checkpoint.npz'), **arguments)
+    assert (run_dir / 'summary.json').read_text() == before
+    assert not list(run_dir.glob('.*.tmp'))
+
+
+def test_no_room_to_create_a_file_is_not_called_unwritable(tmp_path, monkeypatch):
+    """A disk out of inodes refuses new files with ENOSPC (as does a full one): the advice is
+    to make room, not to choose a writable folder."""
+
+    def no_inodes(*args, **kwargs):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(tempfile, 'mkstemp', no_inodes)
+    with pytest.raises(OSError) as raised:
+        fileio.save_json(tmp_path / 'summary.json', {})
+    message = str(raised.value)
+    assert 'free some disk space or write elsewhere' in message and 'df -i' in message
+    assert 'choose a writable folder' not in message
+
+
+def can_mount_tmpfs():
+    probe = Path(tempfile.mkdtemp())
+    try:
+        mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(probe)],
+                                 capture_output=True).returncode == 0
+    except OSError:
+        return False
+    if mounted:
+        subprocess.run(['umount', str(probe)], check=True)
+    probe.rmdir()
+    return mounted
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 200 KiB file system (tmpfs): needs the right to mount, as root has."""
+    if not can_mount_tmpfs():
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    disk = tmp_path / 'disk'
+    disk.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=200k', 'tmpfs', str(disk)], check=True)
+    yield disk
+    subprocess.run(['umount', str(disk)], check=True)
+
+
+def limit_file_size():
+    """In the child: files may not grow past 100 KiB (writes then fail with EFBIG)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100 * 1024, 100 * 1024))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('script, limit', [('train_mlp_numpy.py', 'full disk'),
+                                           ('train_mlp_pytorch.py', 'full disk'),
+                                           ('train_mlp_pytorch.py', 'file size limit')])
+def test_no_room_for_a_checkpoint_is_one_clear_line(script, limit, request, tmp_path):
+    """A checkpoint of 256 x 256 units (about 800 KB) does not fit."""
+    arguments = ('--dataset', 'spiral', '--hidden_dims', '256', '256', '--epochs', '2',
+                 '--no_progress')
+    if limit == 'full disk':  # in this process: the disk is full for every process
+        out_dir = request.getfixturevalue('small_disk') / 'out'
+        result = run_main(script, *arguments, '--out_dir', str(out_dir), cwd=tmp_path)
+    else:  # a limit of the script's own process
+        out_dir = tmp_path / 'out'
+        result = run_script(script, *arguments, '--out_dir', str(out_dir), cwd=tmp_path,
+                            preexec_fn=limit_file_size)
+    assert result.returncode == 1
+    checkpoint = checkpoint_name(script)
+    reason = 'No space left on device' if limit == 'full disk' else 'File too large'
+    assert re.fullmatch(rf"error: \[Errno \d+\] could not write {out_dir}/\S+/{checkpoint} "
+                        rf"\({reason}\); free some disk space or write elsewhere\. Earlier "
+                        rf"results there are unchanged", last_line(result)), result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not list(out_dir.glob('*/.*.tmp'))
+
+
+# ---------------------------------------------------------------- the folder lock
 
 LOCK_FROM_ANOTHER_PROCESS = """
 import sys

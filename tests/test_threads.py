@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_script
+from conftest import REPO, run_main, run_script
 from lab import threads
 from lab.threads import THREAD_VARIABLES, choose_threads
 
@@ -151,12 +151,26 @@ def test_a_real_run_prints_the_policy_first(tmp_path, script):
 
 
 def test_threads_zero_is_refused_in_one_line(tmp_path):
-    result = run_script('train_mlp_numpy.py', '--threads', '0', cwd=tmp_path)
+    result = run_main('train_mlp_numpy.py', '--threads', '0', cwd=tmp_path)
     assert result.returncode == 2
     assert 'argument --threads: must be at least 1, got 0' in result.stderr
 
 
 def test_the_suite_runs_the_scripts_it_starts_under_the_same_policy(suite_thread_policy):
-    if suite_thread_policy.source != 'policy':
+    """The policy's one thread for the suite's small products, or fewer than each pytest-xdist
+    worker's share of the CPUs, exported to every script and kernel a test starts."""
+    if suite_thread_policy.source == 'environment':
         pytest.skip('the thread count is set in the environment pytest runs in')
-    assert {os.environ[name] for name in THREAD_VARIABLES} == {'1'}  # its products are small
+    assert suite_thread_policy.threads == 1  # its products are small
+    assert {os.environ[name] for name in THREAD_VARIABLES} == {'1'}
+
+
+def test_each_xdist_worker_gets_its_share_of_the_cpus(monkeypatch):
+    import conftest
+    monkeypatch.setattr(conftest, 'usable_cpus', lambda: ([0, 1, 2, 3, 4], 5))
+    monkeypatch.setenv('PYTEST_XDIST_WORKER_COUNT', '2')
+    assert conftest.worker_share_of_the_cpus() == 2
+    monkeypatch.setenv('PYTEST_XDIST_WORKER_COUNT', '8')
+    assert conftest.worker_share_of_the_cpus() == 1
+    monkeypatch.delenv('PYTEST_XDIST_WORKER_COUNT')
+    assert conftest.worker_share_of_the_cpus() is None

@@ -1,4 +1,4 @@
-"""The training scripts: mirror, real data, outputs, divergence, determinism, resume."""
+"""The training scripts: mirror, real data, outputs, divergence, determinism."""
 import json
 import subprocess
 import sys
@@ -12,7 +12,7 @@ import mlp_numpy
 import mlp_pytorch
 import train_mlp_numpy
 import train_mlp_pytorch
-from conftest import REPO, SPIRAL, needs_fashion_mnist, only_run_dir, run_script
+from conftest import REPO, SPIRAL, needs_fashion_mnist, only_run_dir, run_main
 from lab.datasets import get_dataloader, get_dataset
 from lab.mirror import copy_numpy_to_torch
 from modules import SoftmaxCrossEntropyModule
@@ -82,11 +82,10 @@ def test_two_epochs_of_fashion_mnist(script, tmp_path):
     assert test_accuracy > 0.82
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('script', ['train_mlp_numpy.py', 'train_mlp_pytorch.py'])
 def test_command_line_writes_curves_summary_and_weights(script, tmp_path):
-    result = run_script(script, '--dataset', 'spiral', '--epochs', '3', '--hidden_dims', '16',
-                        '--out_dir', str(tmp_path / 'out'), '--no_progress', cwd=tmp_path)
+    result = run_main(script, '--dataset', 'spiral', '--epochs', '3', '--hidden_dims', '16',
+                      '--out_dir', str(tmp_path / 'out'), '--no_progress', cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert 'test accuracy' in result.stdout
     run_dir = only_run_dir(tmp_path / 'out')
@@ -166,27 +165,3 @@ def test_a_loss_that_jumps_and_recovers_is_not_divergence(script, tmp_path):
     assert (summary['status'], summary['epochs_completed']) == ('completed', 10)
     assert max(logs['train_loss']) > 10
     assert val_accuracies[-1] > 0.8
-
-
-def test_numpy_resume_gives_exactly_the_uninterrupted_run(tmp_path):
-    arguments = dict(hidden_dims=[16], lr=0.1, batch_size=32, seed=5, momentum=0.9,
-                     dropout=0.1, **SPIRAL)
-    _, whole_accuracies, whole_test, whole_logs = train_mlp_numpy.train(
-        epochs=4, out_dir=str(tmp_path / 'whole'), **arguments)
-    train_mlp_numpy.train(epochs=2, out_dir=str(tmp_path / 'part'), **arguments)
-    checkpoint = only_run_dir(tmp_path / 'part') / 'checkpoint.npz'
-    _, resumed_accuracies, resumed_test, resumed_logs = train_mlp_numpy.train(
-        epochs=4, resume=str(checkpoint), **arguments)
-    assert resumed_accuracies == whole_accuracies
-    assert resumed_test == whole_test
-    assert resumed_logs['train_loss'] == whole_logs['train_loss']
-
-
-def test_resume_refuses_other_settings(tmp_path):
-    train_mlp_numpy.train([8], 0.1, 32, 1, 0, out_dir=str(tmp_path), **SPIRAL)
-    checkpoint = only_run_dir(tmp_path) / 'checkpoint.npz'
-    with pytest.raises(ValueError, match=r"hidden_dims: saved \[8\], now \[9\]"):
-        train_mlp_numpy.train([9], 0.1, 32, 2, 0, resume=str(checkpoint), **SPIRAL)
-    with pytest.raises(ValueError, match=r"--resume continues a run in its own folder"):
-        train_mlp_numpy.train([8], 0.1, 32, 2, 0, out_dir=str(tmp_path),
-                              resume=str(checkpoint), **SPIRAL)
