@@ -134,6 +134,24 @@ def test_copies_of_our_solution_and_of_a_given_folder_are_named(tmp_path):
     assert pairs[0]['similarity'] == 1.0
 
 
+def test_a_copy_of_part_of_our_solution_is_found(tmp_path):
+    """The assignment's four layers taken from our modules.py, which holds many more
+    (ReLU, batch norm, dropout...), with the MLP of one's own."""
+    ours = (REPO / 'modules.py').read_text()
+    tree = ast.parse(ours)
+    taken = [ast.get_source_segment(ours, node) for node in tree.body
+             if isinstance(node, ast.ClassDef) and node.name in (
+                 'Module', 'LinearModule', 'ELUModule', 'SoftMaxModule', 'CrossEntropyModule')]
+    folder = tmp_path / 'mallory'
+    folder.mkdir()
+    (folder / 'modules.py').write_text('import numpy as np\n\n\n' + '\n\n\n'.join(taken))
+    shutil.copy(FIXTURES / 'loops' / 'mlp_numpy.py', folder)
+    [pair] = find_copies({'mallory': folder, 'walter': FIXTURES / 'vectorised'},
+                         reference_folders())
+    assert (pair['a'], pair['b']) == ('mallory', SOLUTION_NAME)
+    assert pair['similarity_a'] >= THRESHOLD > pair['similarity_b']
+
+
 def test_unreadable_or_oversized_files_are_left_out(tmp_path):
     (tmp_path / 'broken.zip').write_bytes(b'PK\x03\x04 not a zip')
     assert read_sources(tmp_path / 'broken.zip') == {}

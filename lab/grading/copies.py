@@ -13,8 +13,10 @@ removed first, so what every student was given never counts.
 
 The similarity of a pair is, for each side, the share of its fingerprinted code
 that the other side holds too (copydetect's figure), over the three files; a pair
-is listed when both sides are at least ``THRESHOLD`` and they share at least
-``MIN_SHARED_TOKENS``. Copies never change points:
+of submissions is listed when either side is at least ``THRESHOLD`` (a copy padded
+with code of one's own is still a copy), a submission near a reference when the
+submission's side is (a reference may hold much more), and in both cases only where
+they share at least ``MIN_SHARED_TOKENS``. Copies never change points:
 they are listed for a person to look at.
 """
 import hashlib
@@ -34,7 +36,7 @@ SOLUTION_NAME = "this repository's solution"
 NOISE_TOKENS = 25
 GUARANTEE_TOKENS = 30
 THRESHOLD = 0.6
-"""Both sides of a pair share at least this much of their code (see docs/grading.md)."""
+"""A side of a pair shares at least this much of its code (see docs/grading.md)."""
 MIN_SHARED_TOKENS = 100
 """A pair shares at least this much code (about five lines): two unfilled templates
 share all of the little that is left of them, and that is no copy."""
@@ -179,7 +181,8 @@ def compare(first, second):
     Returns
     -------
     dict
-        ``similarity`` (the smaller side's share), ``shared_tokens`` (how much code
+        ``similarity`` (the larger side's share: a copy padded with code of one's own
+        is still a copy), ``shared_tokens`` (how much code
         both hold, in copydetect's tokens: a name, an operator or a character of a
         number each), ``similarity_a`` and
         ``similarity_b`` (each side's share of its own fingerprinted code held by
@@ -203,7 +206,7 @@ def compare(first, second):
     similarity_a = shared_a / coverage_a if coverage_a else 0.0
     similarity_b = shared_b / coverage_b if coverage_b else 0.0
     matches.sort(key=lambda match: -(match['lines_a'][1] - match['lines_a'][0]))
-    return {'similarity': round(min(similarity_a, similarity_b), 3),
+    return {'similarity': round(max(similarity_a, similarity_b), 3),
             'shared_tokens': min(shared_a, shared_b),
             'similarity_a': round(similarity_a, 3), 'similarity_b': round(similarity_b, 3),
             'matches': matches}
@@ -309,8 +312,10 @@ def find_copies(submissions, references, threshold=THRESHOLD):
     for name_b, path in references.items():
         reference = Fingerprints(read_sources(path), boilerplate)
         for name_a, fingerprints_a in prints.items():
-            pairs.append({'a': name_a, 'b': name_b, 'reference': True,
-                          **compare(fingerprints_a, reference)})
+            result = compare(fingerprints_a, reference)
+            # How much of the submission the reference holds; a reference may be larger.
+            pairs.append({'a': name_a, 'b': name_b, 'reference': True, **result,
+                          'similarity': result['similarity_a']})
     common = common_fingerprints(list(prints.values()))
     for fingerprints in prints.values():
         fingerprints.remove(common)
