@@ -73,8 +73,8 @@ def totals_figure(reports):
     best = max((report['max_total'] for report in reports), default=0) or 1
     figure = Figure(figsize=(8, 3.2))
     axes = figure.subplots()
-    axes.hist(totals, bins=min(max(len(set(totals)), 1), 23), range=(0, best),
-              color='#4c72b0', edgecolor='white')
+    edges = [value - 0.5 for value in range(int(best) + 2)]  # a bar per whole point
+    axes.hist(totals, bins=edges, color='#4c72b0', edgecolor='white')
     median = statistics.median(totals) if totals else 0
     axes.axvline(median, color='#c44e52', linewidth=2, label=f"median {median:g}")
     full = sum(report['total'] >= report['max_total'] > 0 for report in reports)
@@ -246,11 +246,12 @@ def _problems_section(reports, out_dir):
 def _copies_section(pairs, sources, out_dir, copy_problem):
     parts = ['<h2>Near-identical code</h2>',
              f'<p class="note">Pairs whose code is near-identical after comments, names and '
-             f'layout are normalised (both sides share at least '
-             f'{copy_check.THRESHOLD:.0%} of their code), and copies of this repository\'s '
-             f'solution or of a folder given with <code>--compare_with</code>. A figure is '
-             f'the share of each side\'s code the other holds. Copies never change points: '
-             f'look at the lines side by side before you decide anything.</p>']
+             f'layout are normalised (either side has at least '
+             f'{copy_check.THRESHOLD:.0%} of its code in the other), and submissions with as '
+             f'much of theirs in this repository\'s solution or in a folder given with '
+             f'<code>--compare_with</code>. The figures are the share of each side\'s code '
+             f'that the other holds. Copies never change points: look at the lines side by '
+             f'side before you decide anything.</p>']
     if copy_problem:
         return parts + [f'<p>The copy check did not run: {escape(copy_problem)}</p>']
     if not pairs:
