@@ -181,7 +181,9 @@ def feedback_link(name, out_dir):
         present = False
     if not present:
         return escape(name)
-    target = 'feedback/' + urllib.parse.quote(f"{name}.json", safe='')
+    # A name that is not UTF-8 (a zip made on Windows) holds surrogates: its link
+    # quotes the file name's own bytes.
+    target = 'feedback/' + urllib.parse.quote(f"{name}.json", safe='', errors='surrogateescape')
     return f'<a href="{html.escape(target)}">{escape(name)}</a>'
 
 
