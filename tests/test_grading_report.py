@@ -82,8 +82,10 @@ class Page(HTMLParser):
         self.text.append(data)
 
 
-@pytest.fixture
-def written(tmp_path):
+@pytest.fixture(scope='module')
+def written(tmp_path_factory):
+    """The report of ``batch()``, rendered once for the tests that read it."""
+    tmp_path = tmp_path_factory.mktemp('report')
     out = tmp_path / 'grades'
     (out / 'feedback').mkdir(parents=True)
     reports = batch()
