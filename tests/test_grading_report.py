@@ -201,3 +201,15 @@ def test_a_batch_writes_the_report_with_its_copies(tmp_path):
     summary = json.loads((tmp_path / 'grades' / 'class_summary.json').read_text())
     assert [(pair['a'], pair['b']) for pair in summary['copies']] == [('jesse', 'walter')]
     assert 'Median 2 of 2' in page.read_text()
+
+
+def test_a_fault_of_the_copy_check_costs_the_check_not_the_page(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError('<b>tokenizer</b> broke')
+
+    monkeypatch.setattr('lab.grading.copies.find_copies', broken)
+    path = write_class_report(tmp_path, batch(), {})
+    page = Page()
+    page.feed(path.read_text())
+    assert 'The copy check did not run: RuntimeError: <b>tokenizer</b> broke' in ''.join(page.text)
+    assert 'Median 2 of 3' in ''.join(page.text)
