@@ -129,11 +129,11 @@ def test_every_image_and_link_resolves(written):
         assert base64.b64decode(source[len(prefix):]).startswith(b'\x89PNG\r\n\x1a\n')
     links = [attrs['href'] for tag, attrs in page.tags if tag == 'a']
     assert links, 'the mistakes link to feedback'
-    for link in links:
-        target = path.parent / urllib.parse.unquote(link, errors='surrogateescape')
+    targets = [path.parent / urllib.parse.unquote(link, errors='surrogateescape')
+               for link in links]  # a name that is not UTF-8 is linked by its own bytes
+    for link, target in zip(links, targets):
         assert target.is_file() and target.parent == out / 'feedback', link
-    linked = {json.loads((path.parent / urllib.parse.unquote(link, errors='surrogateescape')).read_text())['submission']
-              for link in links}
+    linked = {json.loads(target.read_text())['submission'] for target in targets}
     assert linked == set(HOSTILE_NAMES[:4]) | {HOSTILE_NAMES[5]}, \
         'each feedback file there is linked, no other'
     assert not [tag for tag, attrs in page.tags if tag in ('script', 'link')

@@ -42,8 +42,9 @@ MAX_TEXT = 400
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; width: 100%; } td, th { border: 1px solid #ddd; padding: .3em .5em;
-vertical-align: top; text-align: left; } th { background: #f4f4f4; }
+table { border-collapse: collapse; width: 100%; }
+td, th { border: 1px solid #ddd; padding: .3em .5em; vertical-align: top; text-align: left; }
+th { background: #f4f4f4; }
 td.count { text-align: right; white-space: nowrap; } img { max-width: 100%; }
 pre { margin: 0; font-size: .85em; white-space: pre-wrap; } .words { color: #444; }
 .side { width: 50%; } .note { color: #555; }

@@ -366,7 +366,8 @@ def run(parser, args):
                                                          for entry in entries}, args.compare_with)
         except OSError as error:
             parser.exit(1, f"grade.py: {out_dir / 'class_report.html'} could not be written "
-                           f"({error.strerror}); grades.csv, feedback/ and the summary are\n")
+                           f"({error.strerror}); grades.csv, feedback/ and the summary "
+                           f"are written\n")
         print(f"\nwrote {out_dir / 'grades.csv'}, {out_dir / 'feedback'}/, "
               f"{out_dir / 'class_summary.txt'} and {page}")
         return 0

@@ -9,7 +9,8 @@ more is sure to hit. Two files share a fingerprint where they share such a run,
 wherever it lies in each file, so renaming every name, reformatting, changing the
 comments or reordering the methods hides nothing. Fingerprints of the starting
 files (``template.py``'s, the same skeleton the official template gives) are
-removed first, so what every student was given never counts.
+removed first, so what every student was given never counts, and, between
+submissions, those that many of the class hold (``common_fingerprints``).
 
 The similarity of a pair is, for each side, the share of its fingerprinted code
 that the other side holds too (copydetect's figure), over the three files; a pair
