@@ -16,7 +16,7 @@ from lab.grading.class_report import pass_rates, ranked_mistakes, write_class_re
 
 FIXTURES = Path(__file__).parent / 'copies'
 HOSTILE_NAMES = ['<script>alert(1)&amp;', 'o\'brien & "co"', 'pct%20#frag?q=1',
-                 '<img src=x onerror=alert(2)>', 'plain']
+                 '<img src=x onerror=alert(2)>', 'plain', 'caf\udce9']
 ALLOWED_TAGS = {'html', 'head', 'meta', 'title', 'style', 'body', 'h1', 'h2', 'h3', 'p',
                 'img', 'table', 'tr', 'th', 'td', 'a', 'b', 'div', 'span', 'pre', 'code'}
 COPIED_CODE = '''import numpy as np
@@ -49,7 +49,7 @@ def report(name, items, problems=()):
 
 
 def batch():
-    """Six reports: hostile names, a hostile exception message, a mistake made twice."""
+    """Seven reports: hostile names, a hostile exception message, a mistake made twice."""
     forward_ok = item('linear_forward', 'LinearModule.forward', True, 2, 2)
     db_lost = item('linear_dbias', 'LinearModule.backward: db', False, 0, 1,
                    'LinearModule.backward (db) averages the bias gradient over the batch; '
@@ -64,7 +64,8 @@ def batch():
             report(HOSTILE_NAMES[2], [crash, db_ok]),
             report(HOSTILE_NAMES[3], [forward_ok, db_lost]),
             report(HOSTILE_NAMES[4], [crash, db_ok], ['modules.py is missing']),
-            report('zoë', [forward_ok, db_ok])]
+            report('zoë', [forward_ok, db_ok]),
+            report(HOSTILE_NAMES[5], [forward_ok, db_lost])]  # a Windows zip's name
 
 
 class Page(HTMLParser):
@@ -81,8 +82,10 @@ class Page(HTMLParser):
         self.text.append(data)
 
 
-@pytest.fixture
-def written(tmp_path):
+@pytest.fixture(scope='module')
+def written(tmp_path_factory):
+    """The report of ``batch()``, rendered once for the tests that read it."""
+    tmp_path = tmp_path_factory.mktemp('report')
     out = tmp_path / 'grades'
     (out / 'feedback').mkdir(parents=True)
     reports = batch()
@@ -108,8 +111,9 @@ def test_no_student_text_becomes_markup(written):
     assert {tag for tag, _ in page.tags} <= ALLOWED_TAGS
     assert not [attrs for _, attrs in page.tags if any(name.startswith('on') for name in attrs)]
     text = ' '.join(page.text)
-    for name in HOSTILE_NAMES:
+    for name in HOSTILE_NAMES[:5]:
         assert name in text, f"{name!r} is shown as text"
+    assert 'caf\\udce9' in text, 'a name that is not UTF-8 is shown escaped'
     assert '</td></table><script>alert(4)</script> $x^2$' in text
     assert '<b>bold</b>' in text and '\x1b' not in path.read_text()
     assert '</pre><script>alert(3)</script>' in text, 'copied lines are shown as text'
@@ -125,12 +129,13 @@ def test_every_image_and_link_resolves(written):
         assert base64.b64decode(source[len(prefix):]).startswith(b'\x89PNG\r\n\x1a\n')
     links = [attrs['href'] for tag, attrs in page.tags if tag == 'a']
     assert links, 'the mistakes link to feedback'
-    for link in links:
-        target = path.parent / urllib.parse.unquote(link)
+    targets = [path.parent / urllib.parse.unquote(link, errors='surrogateescape')
+               for link in links]  # a name that is not UTF-8 is linked by its own bytes
+    for link, target in zip(links, targets):
         assert target.is_file() and target.parent == out / 'feedback', link
-    linked = {json.loads((path.parent / urllib.parse.unquote(link)).read_text())['submission']
-              for link in links}
-    assert linked == set(HOSTILE_NAMES[:4]), 'each feedback file there is linked, no other'
+    linked = {json.loads(target.read_text())['submission'] for target in targets}
+    assert linked == set(HOSTILE_NAMES[:4]) | {HOSTILE_NAMES[5]}, \
+        'each feedback file there is linked, no other'
     assert not [tag for tag, attrs in page.tags if tag in ('script', 'link')
                 or 'http' in attrs.get('src', '') + attrs.get('href', '')]
 
@@ -138,12 +143,12 @@ def test_every_image_and_link_resolves(written):
 def test_the_numbers_on_the_page(written):
     out, path, page, reports = written
     text = ' '.join(page.text)
-    assert 'Median 1.5 of 3, mean 1.5; 1 of 6 with full marks.' in text
-    assert pass_rates(reports) == [('LinearModule.forward', 3, 6),
-                                   ('LinearModule.backward: db', 3, 6)]
+    assert 'Median 2 of 3, mean 1.6; 1 of 7 with full marks.' in text
+    assert pass_rates(reports) == [('LinearModule.forward', 4, 7),
+                                   ('LinearModule.backward: db', 3, 7)]
     mistakes = ranked_mistakes(reports)
     assert [(group['mistake'], len(group['students'])) for group in mistakes] == [
-        ('bias gradient averaged', 3),
+        ('bias gradient averaged', 4),
         ('LinearModule.forward raised ValueError: </td></table><script>alert(4)</script> '
          '$x^2$', 3)]
     assert mistakes[0]['words'].endswith('averages the bias gradient over the batch')
@@ -196,3 +201,15 @@ def test_a_batch_writes_the_report_with_its_copies(tmp_path):
     summary = json.loads((tmp_path / 'grades' / 'class_summary.json').read_text())
     assert [(pair['a'], pair['b']) for pair in summary['copies']] == [('jesse', 'walter')]
     assert 'Median 2 of 2' in page.read_text()
+
+
+def test_a_fault_of_the_copy_check_costs_the_check_not_the_page(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError('<b>tokenizer</b> broke')
+
+    monkeypatch.setattr('lab.grading.copies.find_copies', broken)
+    path = write_class_report(tmp_path, batch(), {})
+    page = Page()
+    page.feed(path.read_text())
+    assert 'The copy check did not run: RuntimeError: <b>tokenizer</b> broke' in ''.join(page.text)
+    assert 'Median 2 of 3' in ''.join(page.text)

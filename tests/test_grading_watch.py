@@ -91,9 +91,13 @@ def test_it_grades_at_each_save_and_prints_only_what_changed(tmp_path):
 
 
 def test_a_grade_that_changes_nothing_says_so():
-    before = {'total': 2, 'max_total': 6, 'problems': [], 'items': [
+    before = {'total': 2, 'max_total': 6, 'problems': ['mlp_pytorch.py is missing'], 'items': [
         {'id': 'a', 'name': 'A', 'passed': True, 'points': 2, 'max_points': 2}]}
+    assert describe(None, before) == ['Total: 2 / 6', '  ! mlp_pytorch.py is missing']
     assert describe(before, before) == ['Total: 2 / 6', '  no verdict changed']
+    blank = {**before['items'][0], 'passed': False, 'points': 0, 'diagnosis': '  \n'}
+    assert describe(before, {**before, 'items': [blank], 'total': 0}) == [
+        'Total: 0 / 6 (was 2)', '  LOST    A  0 / 2']
 
 
 def test_ctrl_c_ends_it_with_one_line(tmp_path):

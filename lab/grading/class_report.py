@@ -42,8 +42,9 @@ MAX_TEXT = 400
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; width: 100%; } td, th { border: 1px solid #ddd; padding: .3em .5em;
-vertical-align: top; text-align: left; } th { background: #f4f4f4; }
+table { border-collapse: collapse; width: 100%; }
+td, th { border: 1px solid #ddd; padding: .3em .5em; vertical-align: top; text-align: left; }
+th { background: #f4f4f4; }
 td.count { text-align: right; white-space: nowrap; } img { max-width: 100%; }
 pre { margin: 0; font-size: .85em; white-space: pre-wrap; } .words { color: #444; }
 .side { width: 50%; } .note { color: #555; }
@@ -73,8 +74,8 @@ def totals_figure(reports):
     best = max((report['max_total'] for report in reports), default=0) or 1
     figure = Figure(figsize=(8, 3.2))
     axes = figure.subplots()
-    axes.hist(totals, bins=min(max(len(set(totals)), 1), 23), range=(0, best),
-              color='#4c72b0', edgecolor='white')
+    edges = [value - 0.5 for value in range(int(best) + 2)]  # a bar per whole point
+    axes.hist(totals, bins=edges, color='#4c72b0', edgecolor='white')
     median = statistics.median(totals) if totals else 0
     axes.axvline(median, color='#c44e52', linewidth=2, label=f"median {median:g}")
     full = sum(report['total'] >= report['max_total'] > 0 for report in reports)
@@ -181,7 +182,9 @@ def feedback_link(name, out_dir):
         present = False
     if not present:
         return escape(name)
-    target = 'feedback/' + urllib.parse.quote(f"{name}.json", safe='')
+    # A name that is not UTF-8 (a zip made on Windows) holds surrogates: its link
+    # quotes the file name's own bytes.
+    target = 'feedback/' + urllib.parse.quote(f"{name}.json", safe='', errors='surrogateescape')
     return f'<a href="{html.escape(target)}">{escape(name)}</a>'
 
 
@@ -246,11 +249,12 @@ def _problems_section(reports, out_dir):
 def _copies_section(pairs, sources, out_dir, copy_problem):
     parts = ['<h2>Near-identical code</h2>',
              f'<p class="note">Pairs whose code is near-identical after comments, names and '
-             f'layout are normalised (both sides share at least '
-             f'{copy_check.THRESHOLD:.0%} of their code), and copies of this repository\'s '
-             f'solution or of a folder given with <code>--compare_with</code>. A figure is '
-             f'the share of each side\'s code the other holds. Copies never change points: '
-             f'look at the lines side by side before you decide anything.</p>']
+             f'layout are normalised (either side has at least '
+             f'{copy_check.THRESHOLD:.0%} of its code in the other), and submissions with as '
+             f'much of theirs in this repository\'s solution or in a folder given with '
+             f'<code>--compare_with</code>. The figures are the share of each side\'s code '
+             f'that the other holds. Copies never change points: look at the lines side by '
+             f'side before you decide anything.</p>']
     if copy_problem:
         return parts + [f'<p>The copy check did not run: {escape(copy_problem)}</p>']
     if not pairs:
@@ -295,7 +299,7 @@ def write_class_report(out_dir, reports, sources, compare_with=()):
     try:
         pairs = copy_check.find_copies({name: path for name, path in sources.items()
                                         if name in graded}, references)
-    except (ImportError, OSError) as error:
+    except Exception as error:  # a fault of the check costs the check, not the report
         pairs, copy_problem = [], f"{type(error).__name__}: {error}"
     summary_file = out_dir / 'class_summary.json'
     if summary_file.is_file():

@@ -518,8 +518,13 @@ def run(parser, args):
         from lab.grading.class_report import write_class_report
         entries = batch_entries(path)
         folders = {entry.name for entry in entries if entry.is_dir()}
-        page = write_class_report(out_dir, reports, {submission_name(entry, folders): entry
-                                                     for entry in entries}, args.compare_with)
+        try:
+            page = write_class_report(out_dir, reports, {submission_name(entry, folders): entry
+                                                         for entry in entries}, args.compare_with)
+        except OSError as error:
+            parser.exit(1, f"grade.py: {out_dir / 'class_report.html'} could not be written "
+                           f"({error.strerror}); grades.csv, feedback/ and the summary "
+                           f"are written\n")
         print(f"\nwrote {out_dir / 'grades.csv'}, {out_dir / 'feedback'}/, "
               f"{out_dir / 'class_summary.txt'} and {page}")
         return 0

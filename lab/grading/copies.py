@@ -9,14 +9,18 @@ more is sure to hit. Two files share a fingerprint where they share such a run,
 wherever it lies in each file, so renaming every name, reformatting, changing the
 comments or reordering the methods hides nothing. Fingerprints of the starting
 files (``template.py``'s, the same skeleton the official template gives) are
-removed first, so what every student was given never counts.
+removed first, so what every student was given never counts, and, between
+submissions, those that many of the class hold (``common_fingerprints``).
 
 The similarity of a pair is, for each side, the share of its fingerprinted code
 that the other side holds too (copydetect's figure), over the three files; a pair
-is listed when both sides are at least ``THRESHOLD``. Copies never change points:
+of submissions is listed when either side is at least ``THRESHOLD`` (a copy padded
+with code of one's own is still a copy), a submission near a reference when the
+submission's side is (a reference may hold much more), and in both cases only where
+they share at least ``MIN_SHARED_TOKENS``. Copies never change points:
 they are listed for a person to look at.
 """
-import io
+import hashlib
 import tempfile
 import zipfile
 from pathlib import Path
@@ -33,11 +37,15 @@ SOLUTION_NAME = "this repository's solution"
 NOISE_TOKENS = 25
 GUARANTEE_TOKENS = 30
 THRESHOLD = 0.6
-"""Both sides of a pair share at least this much of their code (see docs/grading.md)."""
+"""A side of a pair shares at least this much of its code (see docs/grading.md)."""
+MIN_SHARED_TOKENS = 100
+"""A pair shares at least this much code (about five lines): two unfilled templates
+share all of the little that is left of them, and that is no copy."""
 COMMON_SHARE = 0.1
 """A fingerprint in more than this share of the submissions is not evidence of copying."""
-MAX_SOURCE_BYTES = 2 ** 20
-"""A file larger than this is not a student's file of this assignment: it is not read."""
+MAX_SOURCE_BYTES = 200 * 2 ** 10
+"""A larger file is not compared: the largest of 60 real solutions is 21 kB, and a
+hostile 1 MB file takes up to 6 s of CPU to fingerprint."""
 
 
 def read_sources(path):
@@ -91,17 +99,55 @@ def reference_folders(compare_with=()):
     return references
 
 
+class FileFingerprint:
+    """copydetect's fingerprint of one file, with a hash that is the same in every run.
+
+    copydetect hashes k-grams with Python's ``hash``, which is salted afresh in each
+    process, so which fingerprints winnowing keeps, and so every similarity figure,
+    changed from run to run (a test of the matching lines failed one run in three).
+    Here the k-grams are hashed with BLAKE2b; the tokenizing, the normalising, the
+    winnowing and the overlap are copydetect's own functions.
+
+    Attributes
+    ----------
+    raw_code, filtered_code, offsets, k, hashes, hash_idx, token_coverage
+        As copydetect's ``CodeFingerprint``, which the functions of
+        ``copydetect.utils`` read.
+    """
+
+    def __init__(self, name, text, boilerplate=()):
+        from copydetect.utils import filter_code, get_token_coverage, winnow
+        self.raw_code = text
+        self.k = NOISE_TOKENS
+        self.filtered_code, self.offsets = filter_code(text, name)
+        grams = [self.filtered_code[i:i + self.k]
+                 for i in range(len(self.filtered_code) - self.k + 1)]
+        hashes = np.array([stable_hash(gram) for gram in grams], dtype=np.int64)
+        indices = np.array([], dtype=np.int64)
+        if len(hashes):
+            hashes, indices = winnow(hashes, GUARANTEE_TOKENS - NOISE_TOKENS + 1,
+                                     remove_duplicates=False)
+        self.hash_idx = {}
+        for value, index in zip(hashes.tolist(), indices.tolist()):
+            if value not in boilerplate:
+                self.hash_idx.setdefault(value, []).append(index)
+        self.hashes = set(self.hash_idx)
+        self.token_coverage = get_token_coverage(self.hash_idx, self.k, len(self.filtered_code))
+
+
+def stable_hash(text):
+    """A 64-bit hash of ``text``, the same in every process."""
+    return int.from_bytes(hashlib.blake2b(text.encode('utf-8', 'replace'),
+                                          digest_size=8).digest(), 'little', signed=True)
+
+
 class Fingerprints:
-    """copydetect's fingerprints of one submission's files, with the template's removed."""
+    """The fingerprints of one submission's files, with the template's removed."""
 
     def __init__(self, sources, boilerplate):
-        from copydetect import CodeFingerprint
         self.files = {}
         for name, text in sources.items():
-            fingerprint = CodeFingerprint(name, NOISE_TOKENS,
-                                          GUARANTEE_TOKENS - NOISE_TOKENS + 1,
-                                          boilerplate=boilerplate.get(name),
-                                          fp=io.StringIO(text))
+            fingerprint = FileFingerprint(name, text, boilerplate.get(name, set()))
             if fingerprint.token_coverage:
                 self.files[name] = fingerprint
 
@@ -124,17 +170,11 @@ class Fingerprints:
 
 def template_fingerprints():
     """The hashes of the starting files, per file name: what every student was given."""
-    from copydetect import CodeFingerprint
     from lab.grading.template import write_template
     with tempfile.TemporaryDirectory(prefix='template-') as folder:
         write_template(Path(folder) / 'template')
-        hashes = {}
-        for name in STUDENT_FILES:
-            file = Path(folder) / 'template' / name
-            fingerprint = CodeFingerprint(str(file), NOISE_TOKENS,
-                                          GUARANTEE_TOKENS - NOISE_TOKENS + 1)
-            hashes[name] = np.array(sorted(fingerprint.hashes))
-    return hashes
+        return {name: FileFingerprint(name, (Path(folder) / 'template' / name).read_text()).hashes
+                for name in STUDENT_FILES}
 
 
 def compare(first, second):
@@ -143,7 +183,10 @@ def compare(first, second):
     Returns
     -------
     dict
-        ``similarity`` (the smaller side's share), ``similarity_a`` and
+        ``similarity`` (the larger side's share: a copy padded with code of one's own
+        is still a copy), ``shared_tokens`` (how much code
+        both hold, in copydetect's tokens: a name, an operator or a character of a
+        number each), ``similarity_a`` and
         ``similarity_b`` (each side's share of its own fingerprinted code held by
         the other), ``matches``: per shared stretch ``file``, ``lines_a`` and
         ``lines_b`` (first and last line, from 1), longest first.
@@ -165,7 +208,8 @@ def compare(first, second):
     similarity_a = shared_a / coverage_a if coverage_a else 0.0
     similarity_b = shared_b / coverage_b if coverage_b else 0.0
     matches.sort(key=lambda match: -(match['lines_a'][1] - match['lines_a'][0]))
-    return {'similarity': round(min(similarity_a, similarity_b), 3),
+    return {'similarity': round(max(similarity_a, similarity_b), 3),
+            'shared_tokens': min(shared_a, shared_b),
             'similarity_a': round(similarity_a, 3), 'similarity_b': round(similarity_b, 3),
             'matches': matches}
 
@@ -270,8 +314,10 @@ def find_copies(submissions, references, threshold=THRESHOLD):
     for name_b, path in references.items():
         reference = Fingerprints(read_sources(path), boilerplate)
         for name_a, fingerprints_a in prints.items():
-            pairs.append({'a': name_a, 'b': name_b, 'reference': True,
-                          **compare(fingerprints_a, reference)})
+            result = compare(fingerprints_a, reference)
+            # How much of the submission the reference holds; a reference may be larger.
+            pairs.append({'a': name_a, 'b': name_b, 'reference': True, **result,
+                          'similarity': result['similarity_a']})
     common = common_fingerprints(list(prints.values()))
     for fingerprints in prints.values():
         fingerprints.remove(common)
@@ -280,7 +326,8 @@ def find_copies(submissions, references, threshold=THRESHOLD):
         for name_b in names[i + 1:]:
             pairs.append({'a': name_a, 'b': name_b, 'reference': False,
                           **compare(prints[name_a], prints[name_b])})
-    pairs = [pair for pair in pairs if pair['similarity'] >= threshold]
+    pairs = [pair for pair in pairs if pair['similarity'] >= threshold
+             and pair['shared_tokens'] >= MIN_SHARED_TOKENS]
     pairs.sort(key=lambda pair: (-pair['similarity'], pair['a'], pair['b']))
     return pairs
 

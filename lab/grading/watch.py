@@ -50,29 +50,31 @@ def changed_items(before, after):
 
 
 def describe(before, after, printable=str):
-    """The lines printed after a grade: the total, then each changed item.
+    """The lines printed after a grade: the total, the problems that are new, then
+    each changed item.
 
     A diagnosis is cut at ``DIAGNOSIS_LINES`` lines (one line at the first grade, where
     every lost item is new); ``python grade.py FOLDER`` prints them whole."""
     lines = [f"Total: {after['total']:g} / {after['max_total']:g}"
              + (f" (was {before['total']:g})" if before and before['total'] != after['total']
                 else '')]
-    for problem in after.get('problems', []):
-        lines.append(f"  ! {printable(problem)}")
+    problems = [problem for problem in after.get('problems', [])
+                if problem not in (before or {}).get('problems', [])]
+    lines += [f"  ! {printable(problem)}" for problem in problems]
     for item in changed_items(before, after):
         if item['passed']:
             lines.append(f"  now ok  {item['name']}  {item['points']:g} / {item['max_points']:g}")
             continue
         lines.append(f"  LOST    {item['name']}  {item['points']:g} / {item['max_points']:g}")
-        diagnosis = printable(str(item.get('diagnosis') or '').strip().splitlines()[0]
-                              if item.get('diagnosis') else '')
+        diagnosis = printable((str(item.get('diagnosis') or '').strip().splitlines()
+                               or [''])[0])
         wrapped = textwrap.wrap(diagnosis, WIDTH, initial_indent='          ',
                                 subsequent_indent='          ', break_on_hyphens=False)
         shown = DIAGNOSIS_LINES if before is not None else 1
         if len(wrapped) > shown:
             wrapped = wrapped[:shown - 1] + [wrapped[shown - 1][:WIDTH - 1] + '…']
         lines += wrapped
-    if before is not None and len(lines) == 1 + len(after.get('problems', [])):
+    if before is not None and len(lines) == 1 + len(problems):
         lines.append('  no verdict changed')
     return lines
 
