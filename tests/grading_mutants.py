@@ -668,6 +668,17 @@ STUDENT_MUTANTS = [
             self.softmax = SoftMaxModule()
             return self.softmax.forward(h)
         '''}, 'mlp_numpy_forward', 'softmax'),
+    student('student_mlp_numpy_one_shared_activation', 'mlp_numpy.py',
+            {('MLP', '__init__'): mlp_numpy_init('''
+        from modules import ELUModule
+        elu = ELUModule()
+        widths = [n_inputs] + list(n_hidden) + [n_classes]
+        self.modules = []
+        for i in range(len(widths) - 1):
+            self.modules.append(LinearModule(widths[i], widths[i + 1], input_layer=i == 0))
+            if i < len(widths) - 2:
+                self.modules.append(elu)
+        ''')}, 'mlp_numpy_backward', 'shared'),
     student('student_mlp_numpy_backward_forward_order', 'mlp_numpy.py',
             {('MLP', 'backward'): '''
         def backward(self, dout):
