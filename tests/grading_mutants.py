@@ -585,6 +585,20 @@ STUDENT_MUTANTS = [
                 dx[n, label] = -1.0 / x[n, label]
             return dx
         '''}, 'ce_backward', 'factor of N'),
+    student('student_ce_backward_fused_by_index', 'modules.py',
+            {('CrossEntropyModule', 'backward'): '''
+        def backward(self, x, y):
+            N = x.shape[0]
+            grad = x.copy()
+            grad[np.arange(N), y] -= 1
+            return grad / N
+        '''}, 'ce_backward', 'logits'),
+    student('student_ce_forward_sum_of_picked_logs', 'modules.py',
+            {('CrossEntropyModule', 'forward'): '''
+        def forward(self, x, y):
+            picked = x[range(len(y)), y]
+            return np.sum(-np.log(picked))
+        '''}, 'ce_forward', 'factor of N'),
     # the NumPy MLP
     student('student_mlp_numpy_clear_cache_own_only', 'mlp_numpy.py',
             {('MLP', 'forward'): '''
