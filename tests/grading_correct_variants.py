@@ -18,11 +18,13 @@ class Variant:
     file: str
     replacements: tuple
     style: str
+    known_issue: str = ''
 
 
-def variant(name, file, methods, style, imports=()):
+def variant(name, file, methods, style, imports=(), known_issue=''):
+    """A correct rewrite; ``known_issue`` says why today's grader still takes points off it."""
     replacements = [rewrite(file, owner, method, code) for (owner, method), code in methods.items()]
-    return Variant(name, file, (*imports, *replacements), style)
+    return Variant(name, file, (*imports, *replacements), style, known_issue)
 
 
 VARIANTS = [
@@ -81,6 +83,36 @@ VARIANTS = [
             self.grads['bias'] = np.sum(dout, axis=0, keepdims=True)
             return np.einsum('nm,md->nd', dout, self.params['weight'])
         '''}, 'np.einsum throughout; a bias of shape (1, M); dx even for the input layer'),
+    variant('linear_weight_stored_in_by_out', 'modules.py', {
+        ('LinearModule', '__init__'): '''
+        def __init__(self, in_features, out_features, input_layer=False,
+                     dtype=np.float64, rng=None):
+            super().__init__()
+            self.in_features, self.out_features = in_features, out_features
+            self.input_layer = input_layer
+            fan_in = in_features
+            std = np.sqrt(1 / fan_in) if input_layer else np.sqrt(2 / fan_in)
+            self.params = {'weight': np.random.normal(0, std, (in_features, out_features)),
+                           'bias': np.zeros(out_features)}
+            self.grads = {'weight': np.zeros((in_features, out_features)),
+                          'bias': np.zeros(out_features)}
+        ''',
+        ('LinearModule', 'forward'): '''
+        def forward(self, x):
+            self.cache = x
+            return x @ self.params['weight'] + self.params['bias']
+        ''',
+        ('LinearModule', 'backward'): '''
+        def backward(self, dout):
+            x = self.cache
+            self.grads['weight'] = x.T @ dout
+            self.grads['bias'] = dout.sum(axis=0)
+            return dout @ self.params['weight'].T
+        '''}, 'W stored as (in_features, out_features) and used so throughout: out = x W + b',
+        known_issue='the template names no shape for W and the official test passes, but '
+        'round 1 takes linear_shapes, linear_dweight and the three NumPy MLP items off (10 '
+        'points), as it does for 9 of 39 real solutions; the judge decides: accept the '
+        'convention, or keep linear_shapes alone and drop this mark'),
     variant('elu_caches_its_derivative', 'modules.py', {
         ('ELUModule', 'forward'): '''
         def forward(self, x):
@@ -234,5 +266,23 @@ VARIANTS = [
             return list(self.linears)
         '''}, 'nn.ModuleList, batch norm before a functional ELU, kaiming_normal_',
         imports=[TORCH_IMPORTS]),
+    variant('mlp_pytorch_kaiming_uniform_every_layer', 'mlp_pytorch.py', {
+        ('MLP', '__init__'): mlp_torch_init('''
+        modules = []
+        fan_in = n_inputs
+        for width in n_hidden:
+            modules.append(nn.Linear(fan_in, width))
+            if use_batch_norm:
+                modules.append(nn.BatchNorm1d(width))
+            modules.append(nn.ELU())
+            fan_in = width
+        modules.append(nn.Linear(fan_in, n_classes))
+        for module in modules:
+            if isinstance(module, nn.Linear):
+                nn.init.kaiming_uniform_(module.weight, nonlinearity='relu')
+        self.layers = nn.Sequential(*modules)
+        ''')}, "kaiming_uniform_ with ReLU's gain on every layer, the first included; "
+               "PyTorch's own bias initialisation (the template asks Kaiming of the weights "
+               "only), as real submissions do"),
 ]
 """At least six correct solutions, none written like ours."""

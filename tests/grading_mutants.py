@@ -585,6 +585,20 @@ STUDENT_MUTANTS = [
                 dx[n, label] = -1.0 / x[n, label]
             return dx
         '''}, 'ce_backward', 'factor of N'),
+    student('student_ce_backward_fused_by_index', 'modules.py',
+            {('CrossEntropyModule', 'backward'): '''
+        def backward(self, x, y):
+            N = x.shape[0]
+            grad = x.copy()
+            grad[np.arange(N), y] -= 1
+            return grad / N
+        '''}, 'ce_backward', 'logits'),
+    student('student_ce_forward_sum_of_picked_logs', 'modules.py',
+            {('CrossEntropyModule', 'forward'): '''
+        def forward(self, x, y):
+            picked = x[range(len(y)), y]
+            return np.sum(-np.log(picked))
+        '''}, 'ce_forward', 'factor of N'),
     # the NumPy MLP
     student('student_mlp_numpy_clear_cache_own_only', 'mlp_numpy.py',
             {('MLP', 'forward'): '''
@@ -668,6 +682,17 @@ STUDENT_MUTANTS = [
             self.softmax = SoftMaxModule()
             return self.softmax.forward(h)
         '''}, 'mlp_numpy_forward', 'softmax'),
+    student('student_mlp_numpy_one_shared_activation', 'mlp_numpy.py',
+            {('MLP', '__init__'): mlp_numpy_init('''
+        from modules import ELUModule
+        elu = ELUModule()
+        widths = [n_inputs] + list(n_hidden) + [n_classes]
+        self.modules = []
+        for i in range(len(widths) - 1):
+            self.modules.append(LinearModule(widths[i], widths[i + 1], input_layer=i == 0))
+            if i < len(widths) - 2:
+                self.modules.append(elu)
+        ''')}, 'mlp_numpy_backward', 'shared'),
     student('student_mlp_numpy_backward_forward_order', 'mlp_numpy.py',
             {('MLP', 'backward'): '''
         def backward(self, dout):
