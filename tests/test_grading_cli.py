@@ -67,10 +67,14 @@ def zip_folder(folder, archive, inside='submission'):
 
 # -- one submission, end to end -------------------------------------------------------------
 
+MODES = [pytest.param([], id='default'), pytest.param(['--no_sandbox'], id='no_sandbox')]
+
+
 @pytest.mark.slow
-def test_our_own_files_get_full_marks_as_json(tmp_path):
+@pytest.mark.parametrize('mode', MODES)
+def test_our_own_files_get_full_marks_as_json(tmp_path, mode):
     folder = our_submission(tmp_path / 'ours')
-    result = grade(folder, '--format', 'json', cwd=tmp_path)
+    result = grade(folder, '--format', 'json', *mode, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report['total'] == report['max_total'] > 0, [
@@ -81,16 +85,17 @@ def test_our_own_files_get_full_marks_as_json(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_template_grades_zero_with_not_implemented_yet_on_every_item(tmp_path):
+@pytest.mark.parametrize('mode', MODES)
+def test_the_template_grades_zero_with_not_implemented_yet_on_every_item(tmp_path, mode):
     result = grade('--template', tmp_path / 'practice', cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    result = grade(tmp_path / 'practice', cwd=tmp_path)
+    result = grade(tmp_path / 'practice', *mode, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert 'Total: 0 / ' in result.stdout and 'Traceback' not in result.stdout + result.stderr
     item_lines = [line for line in result.stdout.splitlines() if line.startswith('LOST')]
     assert item_lines and not [line for line in result.stdout.splitlines()
                                if line.startswith('ok ')]
-    result = grade(tmp_path / 'practice', '--format', 'json', cwd=tmp_path)
+    result = grade(tmp_path / 'practice', '--format', 'json', *mode, cwd=tmp_path)
     for entry in json.loads(result.stdout)['items']:
         assert 'not implemented yet' in entry['diagnosis'], entry
 

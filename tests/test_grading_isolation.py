@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
@@ -206,6 +205,20 @@ def test_no_process_outlives_its_run_however_it_escapes(tmp_path, sandbox):
     assert pids_of_user(uid) == [], 'a process of the run outlived it'
 
 
+def marked_processes(prefix):
+    """Pids of the processes whose environment holds a run mark starting with ``prefix``."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/environ', 'rb') as environ:
+                    if f'GRADING_RUN={prefix}'.encode() in environ.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 @AS_ROOT
 def test_two_runs_at_once_get_two_user_ids_and_cannot_signal_each_other(tmp_path):
     first, second = StudentUser.allocate(), StudentUser.allocate()
@@ -214,36 +227,48 @@ def test_two_runs_at_once_get_two_user_ids_and_cannot_signal_each_other(tmp_path
     finally:
         first.release()
         second.release()
-    outcomes = {}
-
-    def run(name, student):
-        folder = tmp_path / name
-        folder.mkdir()
-        outcomes[name] = run_grader(folder, student, False)[1]
-
-    victim = threading.Thread(target=run, args=('victim', """\
-        import os, time
-        print('uid', os.getuid(), flush=True)
-        time.sleep(3)
-        print('survived')
-        """))
-    victim.start()
-    time.sleep(1.0)
-    run('attacker', """\
-        import os, signal
-        hits = 0
-        for entry in os.listdir('/proc'):
-            if entry.isdigit() and int(entry) != os.getpid():
+    # The attack names its targets (the other run's processes) explicitly: a script that
+    # signalled every process it saw would, where the walls are missing, kill the machine.
+    (tmp_path / 'victim').mkdir()
+    victim_script = tmp_path / 'victim' / 'student.py'
+    victim_script.write_text('import time\ntime.sleep(4)\nprint("survived")\n')
+    (tmp_path / 'victim' / 'sources').mkdir()
+    (tmp_path / 'victim' / 'grader.py').write_text(GRADER.format(repo=str(REPO)))
+    victim = subprocess.Popen([sys.executable, str(tmp_path / 'victim' / 'grader.py'),
+                               str(victim_script), 'False', json.dumps({'wall_s': 20})],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not marked_processes(f'{victim.pid}-') and time.monotonic() < deadline:
+            time.sleep(0.05)
+        targets = marked_processes(f'{victim.pid}-')
+        assert targets, 'the victim never started'
+        (tmp_path / 'attacker' / 'sources').mkdir(parents=True)
+        (tmp_path / 'attacker' / 'sources' / 'targets.py').write_text(f'PIDS = {targets}\n')
+        _, attack = run_grader(tmp_path / 'attacker', """\
+            import os, signal, sys
+            sys.path.insert(0, os.getcwd())
+            from targets import PIDS
+            hits = 0
+            for pid in PIDS:
+                for sent in (signal.SIGSTOP, signal.SIGKILL):
+                    try:
+                        os.kill(pid, sent)
+                        hits += 1
+                    except OSError:
+                        pass
                 try:
-                    os.kill(int(entry), signal.SIGKILL)
+                    open(f'/proc/{pid}/environ', 'rb').read()
                     hits += 1
                 except OSError:
                     pass
-        print('killed', hits)
-        """)
-    victim.join(30)
-    assert 'survived' in outcomes['victim']['stdout_tail'], outcomes
-    assert 'killed 0' in outcomes['attacker']['stdout_tail'], outcomes['attacker']
+            print('hits', hits)
+            """, False)
+        out, _ = victim.communicate(timeout=30)
+    finally:
+        victim.kill()
+    assert 'hits 0' in attack['stdout_tail'], attack
+    assert 'survived' in out, out
 
 
 @AS_ROOT
