@@ -298,6 +298,7 @@ def test_grades_csv_and_the_class_summary_count_each_mistake(tmp_path):
     (['.', '--jobs', '0'], 'must be at least 1'),
     (['.', '--rubric', 'pytest.ini'], 'not valid TOML'),
     (['.', '--timeout', '0'], 'more than 0 seconds'),
+    (['.', '--sandbox', '--no_sandbox'], 'not allowed with argument'),
 ])
 def test_usage_errors_are_one_line_and_exit_2(arguments, message):
     result = grade(*arguments, cwd=REPO, timeout=60)
@@ -410,3 +411,21 @@ def test_a_terminated_batch_writes_what_it_graded_and_leaves_no_student_code(tmp
         assert [row['submission'] for row in csv.DictReader(handle)] == ['a_empty']
     time.sleep(0.5)
     assert not [pid for worker in workers for pid in processes_marked(f'{worker}-')]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.getuid() != 0, reason='the warning is for root')
+def test_grading_without_the_sandbox_says_in_one_line_what_it_gives_up(tmp_path):
+    (tmp_path / 'empty').mkdir()
+    result = grade(tmp_path / 'empty', '--no_sandbox', '--format', 'json', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        line for line in result.stderr.splitlines() if line.startswith('--no_sandbox: ')]
+    assert 'network' in result.stderr and 'user id of its own' in result.stderr
+    # As root where bubblewrap cannot be found, one line says what is missing.
+    missing = subprocess.run([sys.executable, str(REPO / 'grade.py'), str(tmp_path / 'empty'),
+                              '--format', 'json'], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=600, env={**os.environ, 'PATH': '/nonexistent'})
+    assert missing.returncode == 0, missing.stderr
+    lines = [line for line in missing.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith('bubblewrap is missing'), lines

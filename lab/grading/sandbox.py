@@ -556,10 +556,11 @@ class RunSetup:
 
 
 @contextlib.contextmanager
-def prepared_run(script, sources, limits, work_dir):
+def prepared_run(script, sources, limits, work_dir, runner_files=()):
     """Prepare a run of ``script`` on a copy of ``sources`` in ``work_dir``; yield its
     ``RunSetup``; on leaving, whatever happened, kill every process of the run and undo it
     all (the user id, the control group, the files it left in shared folders, the mount).
+    ``runner_files`` are copied beside the script (modules it imports).
 
     As root the run gets a user id of its own, its run folder is readable by that id alone
     (subfolders of mode 700 in a folder of mode 711), and, where the kernel allows, a tmpfs
@@ -583,9 +584,11 @@ def prepared_run(script, sources, limits, work_dir):
                 'submission', 'home', 'tmp', 'results'))]:
             os.chown(path, owner, owner, follow_symlinks=False)
         (work_dir / 'runner').mkdir(mode=0o755, exist_ok=True)
+        for path in (script, *runner_files):
+            copied = work_dir / 'runner' / Path(path).name
+            shutil.copyfile(path, copied)
+            os.chmod(copied, 0o644)
         runner = work_dir / 'runner' / Path(script).name
-        shutil.copyfile(script, runner)
-        os.chmod(runner, 0o644)
         yield RunSetup(work_dir, runner, limits, user, cgroup, sandboxed, mounted)
     finally:
         if cgroup is not None:
@@ -868,25 +871,29 @@ def sandbox_command(work_dir, limits=None):
     return command + ['--bind', str(work_dir), str(work_dir)]
 
 
-def start_process(setup, arguments, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE):
+def start_process(setup, arguments, pass_fds=(), hidden_folders=()):
     """Start ``python -I -B`` on the run's script with ``arguments``, behind every wall of
     ``setup``: the one way student code is started.
 
+    Its stdin is nothing and its stdout and stderr are pipes (never this process's own);
+    ``pass_fds`` are more file descriptors it keeps (the pipes of a protocol). Under
+    bubblewrap each of ``hidden_folders`` is an empty folder.
+
     Returns the ``Popen``, with ``run_mark``, ``seen``, ``user`` and ``cgroup`` set for
-    ``_kill_all``. Its stderr is a pipe; stdin and stdout are what is given (never this
-    process's own: the defaults are nothing and a pipe).
+    ``_kill_all``.
     """
     work_dir, limits = setup.work_dir, setup.limits
     command = [sys.executable, '-I', '-B', str(setup.runner), *map(str, arguments)]
     if setup.sandboxed:
-        command = [*sandbox_command(work_dir, limits), '--chdir', str(work_dir / 'submission'),
-                   *command]
+        hidden = [argument for folder in hidden_folders for argument in ('--tmpfs', str(folder))]
+        command = [*sandbox_command(work_dir, limits), *hidden, '--chdir',
+                   str(work_dir / 'submission'), *command]
     task_limit = None if setup.user is not None else (
         _user_task_count() + 4 * limits.max_processes)
     _become_subreaper()
     run_mark = f'{os.getpid()}-{time.monotonic_ns()}'
-    process = subprocess.Popen(command, cwd=work_dir / 'submission', stdin=stdin,
-                               stdout=stdout, stderr=subprocess.PIPE,
+    process = subprocess.Popen(command, cwd=work_dir / 'submission', stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds,
                                env=scrubbed_environment(work_dir, run_mark),
                                preexec_fn=_limit_resources(limits, task_limit, setup.user,
                                                            setup.cgroup, [work_dir.resolve()]))
