@@ -383,7 +383,8 @@ class RunCgroup:
     @classmethod
     def _create_v1(cls, name, memory_bytes, max_tasks):
         memory, pids = cls.ROOT / 'memory', cls.ROOT / 'pids'
-        if not (memory / 'memory.limit_in_bytes').is_file() or not (pids / 'cgroup.procs').is_file():
+        if not ((memory / 'memory.limit_in_bytes').is_file()
+                and (pids / 'cgroup.procs').is_file()):
             return None
         group = cls([memory / name, pids / name], 1)
         try:
@@ -591,16 +592,17 @@ def prepared_run(script, sources, limits, work_dir, runner_files=()):
         runner = work_dir / 'runner' / Path(script).name
         yield RunSetup(work_dir, runner, limits, user, cgroup, sandboxed, mounted)
     finally:
-        if cgroup is not None:
-            cgroup.remove()
-        if user is not None:
-            _kill_user(user.uid)
-            if not sandboxed:
-                _remove_files_of(user.uid)
-        if mounted:
-            _keep_results_and_unmount(work_dir)
-        if user is not None:
-            user.release()
+        with signals_held(signal.SIGINT, signal.SIGTERM):  # Ctrl-C must not leave half of it
+            if cgroup is not None:
+                cgroup.remove()
+            if user is not None:
+                _kill_user(user.uid)
+                if not sandboxed:
+                    _remove_files_of(user.uid)
+            if mounted:
+                _keep_results_and_unmount(work_dir)
+            if user is not None:
+                user.release()
 
 
 def _keep_results_and_unmount(work_dir):
@@ -668,10 +670,26 @@ def _limit_resources(limits, task_limit, user=None, cgroup=None, extra_folders=(
         elif task_limit is not None:
             resource.setrlimit(resource.RLIMIT_NPROC, (task_limit, task_limit))
         os.umask(0o077)
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if hasattr(_LIBC, 'prctl'):  # Linux; elsewhere the kill after the run is all there is
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the grader died before the signal was set
             os._exit(1)
     return apply
+
+
+class signals_held:
+    """Hold ``signals`` back in this thread (and in the processes it starts) while inside;
+    one that arrived meanwhile is delivered on leaving. For work that must not be cut
+    short: undoing a run, writing the outputs."""
+
+    def __init__(self, *signals):
+        self.signals = set(signals)
+
+    def __enter__(self):
+        self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
+
+    def __exit__(self, *exception):
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.previous)
 
 
 def _become_subreaper():
