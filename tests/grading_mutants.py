@@ -433,7 +433,7 @@ STUDENT_MUTANTS = [
             grad = np.ones_like(out)
             grad[out <= 0] = self.alpha * np.exp(out[out <= 0])
             return dout * grad
-        '''}, 'elu_backward', 'output instead of the input'),
+        '''}, 'elu_backward', 'from the output'),
     student('student_elu_backward_relu_derivative', 'modules.py',
             {('ELUModule', 'forward'): '''
         def forward(self, x):
@@ -443,7 +443,7 @@ STUDENT_MUTANTS = [
         def backward(self, dout):
             x = self.cache
             return dout * (x > 0)
-        '''}, 'elu_backward', 'where x <= 0'),
+        '''}, 'elu_backward', '0 for x <= 0'),
     student('student_elu_backward_loop_alpha_one', 'modules.py', {('ELUModule', 'backward'): '''
         def backward(self, dout):
             positive, out = self.cache
@@ -541,7 +541,7 @@ STUDENT_MUTANTS = [
         def backward(self, x, y):
             t = self._one_hot(y)
             return -t / x / x.shape[0]
-        '''}, 'ce_forward', 'highest class'),
+        '''}, 'ce_absent_class', 'highest class'),
     student('student_ce_fancy_index_every_label', 'modules.py',
             {('CrossEntropyModule', 'forward'): '''
         def forward(self, x, y):
@@ -584,7 +584,7 @@ STUDENT_MUTANTS = [
             for n, label in enumerate(labels):
                 dx[n, label] = -1.0 / x[n, label]
             return dx
-        '''}, 'ce_backward', 'factor of N'),
+        '''}, 'ce_backward', 'the 1/N of the mean over the batch is missing'),
     student('student_ce_backward_fused_by_index', 'modules.py',
             {('CrossEntropyModule', 'backward'): '''
         def backward(self, x, y):
@@ -598,7 +598,7 @@ STUDENT_MUTANTS = [
         def forward(self, x, y):
             picked = x[range(len(y)), y]
             return np.sum(-np.log(picked))
-        '''}, 'ce_forward', 'factor of N'),
+        '''}, 'ce_forward', 'the 1/N of the mean over the batch is missing'),
     # the NumPy MLP
     student('student_mlp_numpy_clear_cache_own_only', 'mlp_numpy.py',
             {('MLP', 'forward'): '''
@@ -719,7 +719,7 @@ STUDENT_MUTANTS = [
                     layers.append(nn.BatchNorm1d(sizes[i + 1]))
                 layers.append(nn.ELU())
         self.layers = nn.Sequential(*layers)
-        ''')}, 'mlp_pytorch_architecture', 'Kaiming'),
+        ''')}, 'mlp_pytorch_init', 'Kaiming'),
     student('student_mlp_pytorch_activation_never_applied', 'mlp_pytorch.py', {
         ('MLP', '__init__'): mlp_torch_init('''
         sizes = [n_inputs, *n_hidden, n_classes]

@@ -11,6 +11,7 @@ the comparison, the diagnosis by asking further questions, and the words for a c
 that failed. Nothing the student's process says is used but the values it returns
 from the student's functions.
 """
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -290,8 +291,18 @@ class Student:
             layers.append({'handle': self._handle(entry.get('handle'), handle.process,
                                                   self._files[handle]),
                            'kind': str(entry.get('kind')),
-                           'weight_shape': entry.get('weight_shape')})
+                           'weight_shape': entry.get('weight_shape'),
+                           'calls': entry.get('calls') if type(entry.get('calls')) is int
+                           else 1})
         return layers
+
+    def backward_order(self, handle, layers, dout):
+        """Positions of ``layers`` whose backward ``handle.backward(dout)`` calls, in order."""
+        order = self._op(handle, 'backward_order', layers=[layer.number for layer in layers],
+                         dout=dout)
+        if not isinstance(order, list) or not all(type(index) is int for index in order):
+            raise CallFailed({'kind': 'type', 'message': 'an order of the wrong form'})
+        return order
 
     def torch_layers(self, handle, x):
         found = self._op(handle, 'torch_layers', seconds=8.0, x=x)
@@ -363,6 +374,19 @@ NUMPY2_SIGNS = (
 )
 
 
+SHAPE_SIGNS = (
+    (r'could not be broadcast together with shapes .*\(\d+, ?1\)',
+     'an array of shape (k, 1) where a vector (k,) belongs: a bias or other vector kept as a '
+     'column'),
+    (r'not aligned|matmul: Input operand|mat1 and mat2 shapes',
+     'a matrix product of shapes that do not fit: a transpose missing, or one too many'),
+    (r'called without a forward pass',
+     'one layer object used at two places in the network (shared) keeps only its latest '
+     'cache; each layer needs its own object'),
+)
+"""Error messages that name a cause in the maths: a column for a vector, a transpose."""
+
+
 def failure_verdict(function, failure, doc=''):
     """The verdict for a call to ``function`` that gave no value (a CallFailed's dict)."""
     kind = failure.get('kind')
@@ -405,6 +429,10 @@ def failure_verdict(function, failure, doc=''):
     for sign, hint in NUMPY2_SIGNS:
         if sign in message:
             return Verdict(False, f'{words}; {hint}', 'a NumPy 2 incompatibility')
+    for sign, hint in SHAPE_SIGNS:
+        if re.search(sign, message):
+            words += f'; {hint}'
+            break
     return Verdict(False, words, f'crashed: {name}' + (f' in {raised_in}' if culprit else ''))
 
 
@@ -500,6 +528,8 @@ FACTOR_WORDS = {
     '1/C': ('is 1/C of the right value (C = {inv:g}): a mean over every entry or over the '
             'classes, where only the N samples are averaged'),
     '1/(N·C)': 'is 1/(N·C) of the right value (N·C = {inv:g}): a mean over every entry',
+    'N/C': ('is N/C = {v:g} times the right value: it divides by the number of classes C '
+            'where the mean is over the N samples'),
     'alpha': 'is alpha = {v:g} times the right value: alpha applied once too often',
     '1/alpha': 'is the right value divided by alpha = {inv:g}: alpha is missing',
     '-1': 'has the wrong sign',
@@ -532,10 +562,26 @@ def judge(item, student, year):
     try:
         if item.check is not None:
             return item.check(student, q, item)
-        returned = student.ask(item, q)[item.answer]
+        returned = answer_of(student.ask(item, q), item.answer)
     except CallFailed as failed:
         return failure_verdict(item.function, failed.failure, item.doc)
     return judge_value(item, student, q, returned)
+
+
+def attempt(call):
+    """The value of ``call()``, or the CallFailed it raised: one answer of several, so that
+    a crash in a later call (backward) costs only the items that need it."""
+    try:
+        return call()
+    except CallFailed as failed:
+        return failed
+
+
+def answer_of(answers, key):
+    """``answers[key]``, raising the CallFailed stored there instead of a value."""
+    if isinstance(answers[key], CallFailed):
+        raise answers[key]
+    return answers[key]
 
 
 def evidence_of(item, q, returned, expected):
@@ -594,8 +640,8 @@ def ask_further(item, student, q, returned, expected):
         found = region_words(item, q, returned, expected, factors)
         if found:
             return found
-    if item.questions.rows and expected.ndim >= 1 and expected.shape[0] > 1:
-        found = rows_words(item, student, q)
+    if item.questions.rows and batch_size(q) > 1:
+        found = rows_words(item, student, q, returned)
         if found:
             return found
     if item.questions.at_zero:
@@ -654,8 +700,9 @@ def region_words(item, q, returned, expected, factors):
     return text, f'wrong {words}'
 
 
-def rows_words(item, student, q):
-    """A batch of one asked alone: right alone but wrong in the batch means rows are mixed."""
+def rows_words(item, student, q, returned_value):
+    """A batch of one asked alone: right alone but wrong in the batch means rows are mixed
+    (or, when the batch's answer is one sample's, a loop keeping only that sample)."""
     results = []
     for index in range(2):
         one = item.questions.rows(q, index)
@@ -666,12 +713,20 @@ def rows_words(item, student, q):
         value = returned[item.answer]
         results.append(close(value, item.reference(one)) if not item.bias_like
                        else same_values(value, item.reference(one)))
-    if all(results):
-        return (f'{item.function} is right for a batch of one sample but wrong for the batch '
-                f'of N = {batch_size(q)}: the rows are '
-                f'mixed (a sum, max or mean over axis 0, the batch, where it belongs to each '
-                f'row)', 'rows mixed: an axis')
-    return None
+    if not all(results):
+        return None
+    for index in range(batch_size(q)):
+        one = item.questions.rows(q, index)
+        if close(returned_value, item.reference(one)) or item.bias_like and same_values(
+                returned_value, item.reference(one)):
+            return (f'{item.function} is right for a batch of one sample, and for the batch of '
+                    f'N = {batch_size(q)} it returns the value of sample {index} alone: a loop '
+                    f'over the samples that assigns (=) where it should add (+=), keeping '
+                    f'only the {"last" if index == batch_size(q) - 1 else "one"} sample',
+                    'one sample kept')
+    return (f'{item.function} is right for a batch of one sample but wrong for the batch '
+            f'of N = {batch_size(q)}: the rows are mixed (a sum, max or mean over axis 0, the '
+            f'batch, where it belongs to each sample, row by row)', 'rows mixed: an axis')
 
 
 def batch_size(q):

@@ -4,7 +4,8 @@ import numpy as np
 
 from lab.grading import spec
 from lab.grading.functions import elu, linear, softmax
-from lab.grading.judge import CallFailed, Item, PASS, Verdict, close, failure_verdict, show
+from lab.grading.judge import PASS, CallFailed, Item, Verdict, answer_of, attempt, close, \
+    failure_verdict, show
 
 FILES = ('modules',)
 
@@ -36,11 +37,6 @@ def latest(student, q):
     return found
 
 
-def attempt(call):
-    try:
-        return call()
-    except CallFailed as failed:
-        return failed
 
 
 def check_latest(student, q, item):
@@ -61,14 +57,15 @@ def check_latest(student, q, item):
             problems.append(failure_verdict(function, value.failure).words)
             continue
         try:
-            own = student.ask(single, single.inputs(q['year']))[answer]
+            own = answer_of(student.ask(single, single.inputs(q['year'])), answer)
         except CallFailed:
             own = single.reference(single.inputs(q['year']))
         if close(value, own):
             continue
         if close(value, stale(single.inputs(q['year']))):
             problems.append(f'{function} uses a stale cache: after forward(x1) then '
-                            f'forward(x2), backward used x1')
+                            f'forward(x2), backward used x1; it must use the latest forward '
+                            f'pass')
         else:
             problems.append(f'{function} returns another gradient after forward(x1), '
                             f'forward(x2) than after forward(x2) alone ({show(own)} against '

@@ -5,7 +5,7 @@ Its input x is the softmax's output, so dL/dx = −T / (N X), not dL/d(logits).
 """
 import numpy as np
 
-from lab.grading.judge import CallFailed, Item, Mistake, PASS, Questions, Verdict, \
+from lab.grading.judge import PASS, CallFailed, Item, Mistake, Questions, Verdict, attempt, \
     failure_verdict, judge_value, show
 
 FILES = ('modules',)
@@ -26,12 +26,6 @@ def targets(q):
     return np.eye(q['x'].shape[1])[q['y']]
 
 
-def attempt(call):
-    """The value of ``call()``, or the CallFailed it raised (judged later, per item)."""
-    try:
-        return call()
-    except CallFailed as failed:
-        return failed
 
 
 def ask(student, q):
@@ -51,7 +45,7 @@ def rows(q, index):
 def factors(q):
     n, c = q['x'].shape
     return {'N': n, '1/N': 1 / n, '1/N²': 1 / n ** 2, 'C': c, '1/C': 1 / c,
-            '1/(N·C)': 1 / (n * c)}
+            '1/(N·C)': 1 / (n * c), 'N/C': n / c}
 
 
 def evidence(q):
@@ -115,7 +109,14 @@ ITEMS = [
                      "module's input is already the softmax output",
                      lambda q: loss_reference({**q, 'x': softmax(q['x'])})),
              Mistake('log of every entry', 'takes the log of every class, not only the true '
-                     'class', lambda q: -np.log(q['x']).sum() / len(q['x']))),
+                     'class', lambda q: -np.log(q['x']).sum() / len(q['x'])),
+             Mistake('every sample at every label', "takes log x[:, y], every sample at every "
+                     "sample's label entries (an N×N block), instead of each sample's own "
+                     "label entry x[n, y_n]",
+                     lambda q: -np.log(q['x'][:, q['y']]).sum() / len(q['x'])),
+             Mistake('whole columns of one-hot targets', 'sets whole columns of the one-hot '
+                     'targets (T[:, y] = 1) instead of one entry per row (T[n, y_n] = 1)',
+                     lambda q: -np.log(q['x'][:, np.unique(q['y'])]).sum() / len(q['x']))),
          questions=Questions(rows=rows, factors=factors)),
     Item(id='ce_backward', name='CrossEntropyModule.backward', points=2,
          function='CrossEntropyModule.backward', files=FILES, doc=DOC, inputs=inputs, ask=ask,

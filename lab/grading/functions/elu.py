@@ -2,7 +2,7 @@
 import numpy as np
 
 from lab.grading import spec
-from lab.grading.judge import CallFailed, Item, Mistake, Questions, Verdict, \
+from lab.grading.judge import CallFailed, Item, Mistake, Questions, Verdict, attempt, \
     failure_verdict, judge_value
 
 FILES = ('modules',)
@@ -49,7 +49,7 @@ def ask(student, q):
     layer, alpha = make_elu(student, q['year'])
     out, (x_after,) = student.call(layer, 'forward', q['x'], echo=True)
     return {'out': out, 'x_after': x_after, 'alpha': alpha,
-            'dx': student.call(layer, 'backward', q['dout'])}
+            'dx': attempt(lambda: student.call(layer, 'backward', q['dout']))}
 
 
 def elu(x, alpha):
@@ -76,6 +76,8 @@ def judged_with_alpha(key):
         except CallFailed as failed:
             return failure_verdict(item.function, failed.failure)
         q = {**q, 'alpha': answers['alpha']}
+        if isinstance(answers[key], CallFailed):
+            return failure_verdict(item.function, answers[key].failure, DOC)
         if key == 'out' and isinstance(answers['x_after'], np.ndarray) and not np.array_equal(
                 answers['x_after'], q['x']):
             return Verdict(False, f"{item.function} changes its input x in place (the "

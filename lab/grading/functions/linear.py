@@ -7,7 +7,7 @@ apart from a factor 2.
 import numpy as np
 
 from lab.grading.judge import CallFailed, Item, Mistake, PASS, Questions, Verdict, \
-    failure_verdict
+    attempt, failure_verdict
 
 FILES = ('modules',)
 DOC = 'linear'
@@ -33,10 +33,11 @@ def ask(student, q):
     """forward(x), then backward(dout): out, dx, dW, db, and x after the forward pass."""
     layer = layer_with(student, q)
     out, (x_after,) = student.call(layer, 'forward', q['x'], echo=True)
-    dx = student.call(layer, 'backward', q['dout'])
+    dx = attempt(lambda: student.call(layer, 'backward', q['dout']))
+    failed = dx if isinstance(dx, CallFailed) else None
     return {'out': out, 'x_after': x_after, 'dx': dx,
-            'dweight': student.get(layer, 'grads', 'weight'),
-            'dbias': student.get(layer, 'grads', 'bias')}
+            'dweight': failed or attempt(lambda: student.get(layer, 'grads', 'weight')),
+            'dbias': failed or attempt(lambda: student.get(layer, 'grads', 'bias'))}
 
 
 def rows(q, index):
@@ -93,7 +94,10 @@ ITEMS = [
              Mistake('weight decay added', 'adds a weight-decay term 0.01·W to the gradient '
                      'of the loss', lambda q: q['dout'].T @ q['x'] + 0.01 * q['W']),
              Mistake('stale cache', 'uses the input of an earlier forward call',
-                     lambda q: q['dout'].T @ q['x_earlier'])),
+                     lambda q: q['dout'].T @ q['x_earlier']),
+             Mistake('the output cached for the input', 'uses the output instead of the input: '
+                     'the forward pass cached its output, and dL/dW = doutᵀ x needs the input',
+                     lambda q: q['dout'].T @ forward_reference(q))),
          questions=Questions(rows=rows, factors=factors)),
     Item(id='linear_dbias', name='LinearModule.backward: db', points=1,
          function="LinearModule.backward (grads['bias'])", files=FILES, doc=DOC,

@@ -63,7 +63,8 @@ def ask(student, q):
         except CallFailed as failed:
             found[case] = {'failed': failed}
             continue
-        entry = found[case] = {'layers': [kind(layer) for layer in layers]}
+        entry = found[case] = {'layers': [kind(layer) for layer in layers],
+                               'shared': any(layer['calls'] > 1 for layer in layers)}
         linears = [layer['handle'] for layer in layers if kind(layer)[0] == 'linear']
         if len(linears) != len(q[case]):
             continue
@@ -81,17 +82,47 @@ def ask(student, q):
                                student.get(handle, 'grads', 'bias')) for handle in linears]
         except CallFailed as failed:
             entry['backward_failed'] = failed
+        try:
+            student.call(model, 'forward', q['x'])
+            entry['backward_order'] = student.backward_order(
+                model, [layer['handle'] for layer in layers], q['dout'])
+        except CallFailed:
+            pass
     return found
 
 
-def reference(q, case, alpha=1.0, softmax=False, activation_last=False, activation=True):
-    """Logits (or probabilities) and each linear layer's (dW, db) of the reference network."""
+def order_words(entry):
+    """Words for a backward pass that visits the layers in the wrong order or skips some."""
+    layers, order = entry.get('layers', []), entry.get('backward_order')
+    if entry.get('shared'):
+        return ('uses one layer object at two places in the network (shared): it keeps only '
+                'its latest cache, so each place needs its own object', 'a shared layer')
+    if order is None or not layers:
+        return None
+    expected = list(reversed(range(len(layers))))
+    if order == expected:
+        return None
+    if order == list(range(len(layers))):
+        return ("calls the layers' backward in the forward order; backward goes through them "
+                "in reverse, from the output", 'backward in forward order')
+    skipped = [layers[index][0] for index in expected if index not in order]
+    if skipped:
+        return (f"never calls the backward of {', '.join(sorted(set(skipped)))} "
+                f"({'the activation' if 'elu' in skipped else 'a layer'}): the gradient "
+                f"skips it", 'a layer skipped in backward')
+    return "calls the layers' backward in the wrong order", 'backward in the wrong order'
+
+
+def reference(q, case, alpha=1.0, softmax=False, activation_last=False, activation=True,
+              skip_last=False):
+    """Logits (or probabilities) and each linear layer's (dW, db) of the reference network
+    (``skip_last``: without the output layer, for a diagnosis)."""
     out, cache = q['x'], []
-    params = q[case]
+    params = q[case][:-1] if skip_last else q[case]
     for index, (weight, bias) in enumerate(params):
         cache.append(('linear', out, weight))
         out = out @ weight.T + bias
-        if activation and (index < len(params) - 1 or activation_last):
+        if activation and (index < len(params) - 1 or activation_last or skip_last):
             cache.append(('elu', out, None))
             out = np.where(out > 0, out, alpha * np.expm1(np.minimum(out, 0)))
     if softmax:
@@ -202,7 +233,11 @@ def check_forward(student, q, item):
         if 'failed' in entry:
             return failure_verdict(function, entry['failed'].failure)
         if 'forward_failed' in entry:
-            return failure_verdict(function, entry['forward_failed'].failure)
+            verdict = failure_verdict(function, entry['forward_failed'].failure)
+            if entry.get('shared'):
+                return Verdict(False, f'{function} {order_words(entry)[0]}; {verdict.words}',
+                               'a shared layer', '', DOC)
+            return verdict
         if 'out' not in entry:
             return Verdict(False, f'{function}: not graded: its layers are wrong (see the '
                                   f'layers item)', 'wrong layers', '', DOC)
@@ -218,7 +253,9 @@ def check_forward(student, q, item):
                     ('puts an activation after the output layer (the logits need none)',
                      'an activation after the output layer', dict(activation_last=True)),
                     ('ends in a softmax: the network returns logits',
-                     'a softmax at the end', dict(softmax=not softmax))]
+                     'a softmax at the end', dict(softmax=not softmax)),
+                    ('never applies its output layer (the last linear layer)',
+                     'the output layer skipped', dict(skip_last=True))]
         for words, mistake, change in mistakes:
             for alpha in q['alphas']:
                 settings = {'alpha': alpha, 'softmax': softmax, **change}
@@ -236,7 +273,12 @@ def check_backward(student, q, item):
         entry = found[case]
         for key in ('failed', 'forward_failed', 'backward_failed'):
             if key in entry:
-                return failure_verdict(function, entry[key].failure)
+                verdict = failure_verdict(function, entry[key].failure)
+                named = order_words(entry) if key == 'backward_failed' else None
+                if named:
+                    return Verdict(False, f'{function} {named[0]}; {verdict.words}', named[1],
+                                   '', DOC)
+                return verdict
         if 'grads' not in entry:
             return Verdict(False, f'{function}: not graded: its layers are wrong (see the '
                                   f'layers item)', 'wrong layers', '', DOC)
@@ -251,7 +293,8 @@ def check_backward(student, q, item):
             if not wrong:
                 best = None
                 break
-            best = best or (wrong, grads)
+            if best is None or len(wrong) < len(best[0]):
+                best = (wrong, grads)
         if best is None:
             continue
         wrong, grads = best
@@ -271,6 +314,9 @@ def check_backward(student, q, item):
                      f"differ: the error enters between them (the ELU's backward, or the dx "
                      f"passed down by linear layer {first_wrong + 1})")
             mistake = 'wrong below the output layer'
+        named = order_words(entry)
+        if named:
+            words, mistake = f'{words}; it {named[0]}', named[1]
         if not forward_right(entry, q, case):
             words += '; its forward pass differs too (see the forward item)'
         return Verdict(False, f'{function} {words}', mistake, evidence, DOC)

@@ -1,7 +1,7 @@
 """SoftMaxModule: forward, forward at logits of ±1000, and backward."""
 import numpy as np
 
-from lab.grading.judge import CallFailed, Item, Mistake, Questions, Verdict, \
+from lab.grading.judge import CallFailed, Item, Mistake, Questions, Verdict, attempt, \
     failure_verdict, judge_value
 
 FILES = ('modules',)
@@ -21,7 +21,8 @@ def softmax(x):
 def ask(student, q):
     layer = student.new('modules', 'SoftMaxModule')
     out, (x_after,) = student.call(layer, 'forward', q['x'], echo=True)
-    return {'out': out, 'x_after': x_after, 'dx': student.call(layer, 'backward', q['dout'])}
+    return {'out': out, 'x_after': x_after,
+            'dx': attempt(lambda: student.call(layer, 'backward', q['dout']))}
 
 
 def rows(q, index):
@@ -114,9 +115,23 @@ ITEMS = [
          mistakes=(
              Mistake('the diagonal of the Jacobian only', 'keeps only the diagonal of the '
                      'Jacobian: dout · s (1 − s); the full product is s ⊙ (dout − Σ_j dout_j '
-                     's_j)', lambda q: q['dout'] * softmax(q['x']) * (1 - softmax(q['x']))),
+                     's_j)',
+                     lambda q: q['dout'] * softmax(q['x']) * (1 - softmax(q['x']))),
              Mistake('dout passed through', 'returns dout unchanged, as if the softmax and '
                      'the loss were fused', lambda q: q['dout']),
+             Mistake('the input for the output', 'uses its input x where the softmax output s '
+                     'belongs: s ⊙ (dout − Σ_j dout_j s_j) is in terms of the output',
+                     lambda q: q['x'] * (q['dout'] - (q['dout'] * q['x']).sum(
+                         axis=1, keepdims=True))),
+             Mistake('inner product for outer', 'builds the Jacobian diag(s) − s sᵀ with the '
+                     'inner product s·s (a number) where the outer product s sᵀ (a matrix) '
+                     'belongs',
+                     lambda q: q['dout'] * softmax(q['x']) - (softmax(q['x']) ** 2).sum(
+                         axis=1, keepdims=True) * q['dout'].sum(axis=1, keepdims=True)),
+             Mistake('the sum over the batch', 'sums dout·s over the batch (axis 0), mixing '
+                     'the rows, instead of over the classes of each row',
+                     lambda q: softmax(q['x']) * (q['dout'] - (q['dout'] * softmax(q['x'])).sum(
+                         axis=0, keepdims=True))),
              Mistake('the factor s forgotten', 'forgets the factor s: returns dout − Σ_j '
                      'dout_j s_j', lambda q: q['dout'] - (q['dout'] * softmax(q['x'])).sum(
                          axis=1, keepdims=True))),

@@ -93,12 +93,40 @@ def trained(explained_by):
             if not cause.passed:
                 return Verdict(False, f'{verdict.words} | the likely cause: {cause.words}',
                                cause.mistake, cause.evidence, cause.doc)
+        if 'mlp_numpy' in item.files:
+            accumulating = accumulation_words(student, q['year'])
+            if accumulating:
+                return Verdict(False, f'{verdict.words} | the likely cause: {accumulating}',
+                               'gradients accumulate', '', 'linear')
         return verdict
     return check
 
 
 def inputs(year):
     return {**task(year), 'year': year}
+
+
+def accumulation_words(student, year):
+    """Two backward passes of one LinearModule on the same input: the second grads must
+    equal the first; twice them means each backward adds to grads instead of setting them."""
+    from lab.grading.functions import linear
+    q = linear.inputs(year)
+    try:
+        layer = linear.layer_with(student, q)
+        found = []
+        for _ in range(2):
+            student.call(layer, 'forward', q['x'])
+            student.call(layer, 'backward', q['dout'])
+            found.append(student.get(layer, 'grads', 'weight'))
+    except CallFailed:
+        return None
+    first, second = found
+    if isinstance(first, np.ndarray) and isinstance(second, np.ndarray) and \
+            first.shape == second.shape and np.allclose(second, 2 * first) and first.any():
+        return ("LinearModule.backward adds to grads instead of setting them: after two "
+                "backward passes grads hold the sum of both (they accumulate, as PyTorch's "
+                ".grad does, but nothing here zeroes them)")
+    return None
 
 
 ITEMS = [
