@@ -62,7 +62,7 @@ def test_ctrl_c_during_a_batch_stops_it_within_2_s_in_one_line_20_times(tmp_path
     driver = tmp_path / 'driver.py'
     driver.write_text(QUICK_DRIVER.format(repo=str(REPO)))
     seed = random.randrange(10 ** 6)
-    moments = random.Random(seed).sample([0.05 * step for step in range(0, 50)], 20)
+    moments = random.Random(seed).sample([0.05 * step for step in range(0, 30)], 20)
     interrupted, failures = 0, []
     for attempt, moment in enumerate(moments):
         out = tmp_path / f'grades{attempt}'
@@ -70,10 +70,10 @@ def test_ctrl_c_during_a_batch_stops_it_within_2_s_in_one_line_20_times(tmp_path
                                     '--out', str(out), '--no_progress'], cwd=tmp_path,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    start_new_session=True)
-        # A moment after the batch began (its output folder exists): a Ctrl-C while Python
-        # itself is still starting, before grade.py runs, gets Python's own traceback.
-        deadline = time.monotonic() + 30
-        while not (out / 'feedback').exists() and time.monotonic() < deadline:
+        # A moment after the first submission was graded, while others are (a Ctrl-C while
+        # Python itself is still starting, before grade.py runs, gets Python's traceback).
+        deadline = time.monotonic() + 60
+        while not list(out.glob('feedback/*.json')) and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(moment)
         sent = time.monotonic()

@@ -1,9 +1,9 @@
 """Running a student's code in a process of its own, with limits, and reading back only data.
 
-The grader never imports a submission. ``run_probes`` copies the submission's
-``.py`` files into a fresh run folder, copies ``probes.py`` beside them and runs
-it in a new Python process (``launch``, the one way this module starts student
-code) that:
+The grader never imports a submission. ``StudentSession`` (and ``run_isolated``,
+for a script that runs to its end) copies the submission's ``.py`` files into a
+fresh run folder and runs the student-side server beside them in a new Python
+process (``start_process``, the one way this module starts student code) that:
 
 * starts with ``python -I -B`` from the copy: neither this repository nor the
   current folder is on its import path, and ``PYTHON*`` variables are ignored;
@@ -32,21 +32,23 @@ runs in namespaces of its own: no network, its own process IDs (all of them die
 with it), its own ``/dev/shm`` and ``/tmp``, and a file system holding only the
 Python runtime, the system libraries and the run folder.
 
-What comes back is data: an ``.npz`` file, read with ``allow_pickle=False``
-and checked by ``load_results``, and the tails of stdout and stderr. The
-verdicts are computed from that data in the grader's process, so nothing the
-student's code does to its own process (patching NumPy, exiting early) can
-change them.
+What comes back is the values the student's functions return, over a private
+pipe, each answer checked against the wire's limits (:mod:`lab.grading.spec`);
+of stdout and stderr only the tails are kept. The verdicts are computed from
+those values in the grader's process, so nothing the student's code does to
+its own process (patching NumPy, exiting early) can change them.
 """
 import contextlib
 import ctypes
 import fcntl
 import functools
+import importlib.util
 import json
 import math
 import os
 import pwd
 import resource
+import select
 import shutil
 import signal
 import stat
@@ -63,7 +65,6 @@ from pathlib import Path
 import numpy as np
 
 GiB, MiB = 2 ** 30, 2 ** 20
-PROBES_SCRIPT = Path(__file__).with_name('probes.py')
 MAX_SOURCE_BYTES = MiB
 """A student's .py file larger than this is neither copied nor read (no real solution comes
 close: ours are under 40 kB); the report says so."""
@@ -124,45 +125,6 @@ class Limits:
     output_bytes: int = 8 * MiB
     max_processes: int = 32
     sandbox: bool | None = None
-
-
-@dataclass
-class ProbeRun:
-    """How a run of ``probes.py`` on a submission ended, and where its results are.
-
-    Attributes
-    ----------
-    returncode : int or None
-        The exit status; negative for a signal, None if it could not start.
-    timed_out : bool
-        Whether the wall-clock limit stopped it.
-    stdout_tail, stderr_tail : str
-        The last characters of what it printed.
-    results_path : Path or None
-        The results file, when the run wrote one (possibly before it failed).
-    elapsed_s : float
-        Wall-clock seconds of the run.
-    problem : str or None
-        One line saying why the run ended abnormally, ready to stand in a
-        diagnosis; None when it ended normally.
-    out_of_memory : bool
-        Whether the run met its memory limit (the kernel's verdict, not its text).
-    """
-    returncode: int | None
-    timed_out: bool
-    stdout_tail: str
-    stderr_tail: str
-    results_path: Path | None
-    elapsed_s: float
-    problem: str | None = None
-    out_of_memory: bool = False
-    work_dir: Path | None = field(default=None, repr=False)
-    owns_work_dir: bool = field(default=False, repr=False)
-
-    def cleanup(self):
-        """Remove the temporary folder of the run, if ``run_probes`` made it."""
-        if self.owns_work_dir and self.work_dir is not None:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 class ResultsError(ValueError):
@@ -557,11 +519,11 @@ class RunSetup:
 
 
 @contextlib.contextmanager
-def prepared_run(script, sources, limits, work_dir, runner_files=()):
+def prepared_run(script, sources, limits, work_dir, runner_files=None):
     """Prepare a run of ``script`` on a copy of ``sources`` in ``work_dir``; yield its
     ``RunSetup``; on leaving, whatever happened, kill every process of the run and undo it
     all (the user id, the control group, the files it left in shared folders, the mount).
-    ``runner_files`` are copied beside the script (modules it imports).
+    ``runner_files`` ({name: path}) are copied beside the script (modules it imports).
 
     As root the run gets a user id of its own, its run folder is readable by that id alone
     (subfolders of mode 700 in a folder of mode 711), and, where the kernel allows, a tmpfs
@@ -585,10 +547,9 @@ def prepared_run(script, sources, limits, work_dir, runner_files=()):
                 'submission', 'home', 'tmp', 'results'))]:
             os.chown(path, owner, owner, follow_symlinks=False)
         (work_dir / 'runner').mkdir(mode=0o755, exist_ok=True)
-        for path in (script, *runner_files):
-            copied = work_dir / 'runner' / Path(path).name
-            shutil.copyfile(path, copied)
-            os.chmod(copied, 0o644)
+        for name, path in {Path(script).name: script, **(runner_files or {})}.items():
+            shutil.copyfile(path, work_dir / 'runner' / name)
+            os.chmod(work_dir / 'runner' / name, 0o644)
         runner = work_dir / 'runner' / Path(script).name
         yield RunSetup(work_dir, runner, limits, user, cgroup, sandboxed, mounted)
     finally:
@@ -958,11 +919,8 @@ def _supervise(process, limits, started):
     elapsed = time.monotonic() - started
     returncode = process.returncode
     out_of_memory = process.cgroup is not None and process.cgroup.out_of_memory()
-    if problem is None and out_of_memory:
-        problem = (f"ran out of memory: its processes together may use "
-                   f"{limits.memory_bytes / GiB:g} GiB: stopped")
     if problem is None:
-        problem = _exit_problem(returncode, limits)
+        problem = ended_problem(returncode, readers[1].text(), limits, process.cgroup)
     return dict(returncode=returncode, timed_out=timed_out, stdout_tail=readers[0].text(),
                 stderr_tail=readers[1].text(), elapsed_s=elapsed, problem=problem,
                 out_of_memory=out_of_memory)
@@ -992,6 +950,19 @@ def _watch(process, counter, limits, started):
     return None, False
 
 
+def ended_problem(returncode, stderr, limits, cgroup=None):
+    """One line for a process that ended by itself but not well, None for a clean exit:
+    decided from its exit status and the kernel's records, never from its text alone (a
+    process that prints "MemoryError" and exits 0 did not run out of memory)."""
+    if cgroup is not None and cgroup.out_of_memory():
+        return (f"ran out of memory: its processes together may use "
+                f"{limits.memory_bytes / GiB:g} GiB: stopped")
+    if returncode not in (0, None) and _ends_with_memory_error(stderr):
+        return (f"ran out of memory: the limit is {limits.memory_bytes / GiB:g} GiB of "
+                f"address space")
+    return _exit_problem(returncode, limits)
+
+
 def _exit_problem(returncode, limits):
     """One line for a process that ended by itself but not well; None for a clean exit."""
     if returncode == -signal.SIGXCPU:
@@ -1002,47 +973,6 @@ def _exit_problem(returncode, limits):
     if returncode is not None and returncode < 0:
         return f"killed by signal {signal.Signals(-returncode).name}"
     return None
-
-
-def run_probes(submission_dir, year, limits=None, work_dir=None, probe_arguments=()):
-    """Run ``probes.py`` on a copy of the submission in ``submission_dir``, isolated.
-
-    Parameters
-    ----------
-    submission_dir : str or Path
-        A folder with the student's ``.py`` files; it is only read.
-    year : int
-        The assignment's year the probes use.
-    limits : Limits, optional
-        ``Limits()`` when None.
-    work_dir : str or Path, optional
-        An empty folder for the run's files; the caller removes it. When None
-        a temporary folder is made, and ``ProbeRun.cleanup()`` removes it.
-    probe_arguments : sequence of str
-        More arguments for ``probes.py``.
-
-    Returns
-    -------
-    ProbeRun
-    """
-    limits = Limits() if limits is None else limits
-    owns_work_dir = work_dir is None
-    work_dir = Path(tempfile.mkdtemp(prefix='grading-') if owns_work_dir else work_dir)
-    results = work_dir / 'results' / 'probes.npz'
-    arguments = ['--submission', work_dir / 'submission', '--out', results,
-                 '--year', year, *probe_arguments]
-    outcome = run_isolated(PROBES_SCRIPT, arguments, submission_dir, limits, work_dir)
-    written = results.is_file() and not results.is_symlink()
-    if outcome['problem'] is None and not written:
-        if outcome['returncode'] != 0 and _ends_with_memory_error(outcome['stderr_tail']):
-            outcome['problem'] = (f"ran out of memory: the limit is "
-                                  f"{limits.memory_bytes / GiB:g} GiB of address space")
-        else:
-            outcome['problem'] = (f"the process ended (exit code {outcome['returncode']}) "
-                                  f"without writing its results: does the code call "
-                                  f"sys.exit or os._exit when it is imported?")
-    return ProbeRun(results_path=results if written else None, work_dir=work_dir,
-                    owns_work_dir=owns_work_dir, **outcome)
 
 
 def _ends_with_memory_error(stderr):
@@ -1141,3 +1071,174 @@ def _meta_of(value):
     if not isinstance(meta, dict):
         raise ResultsError(f"__meta__ is a JSON {type(meta).__name__}, not an object")
     return meta
+
+
+# -- a live student process that answers calls -----------------------------------------------
+
+SERVER_SCRIPT = Path(__file__).with_name('student_server.py')
+SPEC_MODULE = Path(__file__).with_name('spec.py')
+
+
+class SessionEnded(RuntimeError):
+    """The student's process is gone or was stopped; the message says why, in one line."""
+
+
+class StudentSession:
+    """The student's process, started like ``run_isolated``'s, answering calls over a pipe.
+
+    The requests go through a private pipe and the answers come back through another
+    (the process's stdout and stderr are only counted and kept as tails, as in
+    ``run_isolated``). A watcher thread stops the process at the wall-clock deadline,
+    at the output cap or at the process cap; ``stop`` kills it and everything it started.
+
+    Parameters
+    ----------
+    sources : Path
+        The submission's folder (only read: its ``.py`` files are copied).
+    limits : Limits
+    deadline : float
+        ``time.monotonic()`` at which the run of the whole submission must end.
+    numpy_only : bool
+        Start the NumPy process: PyTorch cannot be imported in it (under bubblewrap
+        its folder is not even there).
+    """
+
+    def __init__(self, sources, limits, deadline, numpy_only):
+        from lab.grading import spec
+        self.spec, self.limits, self.deadline = spec, limits, deadline
+        self.work_dir = Path(tempfile.mkdtemp(prefix='grading-'))
+        self.problem = None
+        self.run = contextlib.ExitStack()  # the run's walls, undone by ``stop``
+        hidden = []
+        torch_spec = importlib.util.find_spec('torch') if numpy_only else None
+        if torch_spec is not None:
+            hidden = list(torch_spec.submodule_search_locations or [])
+        try:
+            self.setup = self.run.enter_context(prepared_run(
+                SERVER_SCRIPT, sources, limits, self.work_dir,
+                runner_files={'grading_spec.py': SPEC_MODULE}))
+            request_read, self.request_fd = os.pipe()
+            self.answer_fd, answer_write = os.pipe()
+            arguments = [request_read, answer_write, self.work_dir / 'submission',
+                         *(['--numpy-only'] if numpy_only else [])]
+            try:
+                self.process = start_process(self.setup, arguments,
+                                             pass_fds=(request_read, answer_write),
+                                             hidden_folders=hidden)
+            finally:
+                os.close(request_read)
+                os.close(answer_write)
+        except BaseException:
+            self.run.close()
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            raise
+        _ACTIVE_RUNS.add(self.process.pid)
+        self.counter = ByteCounter()
+        self.readers = [BoundedReader(self.process.stdout, self.counter),
+                        BoundedReader(self.process.stderr, self.counter)]
+        for reader in self.readers:
+            reader.start()
+        self.stopped = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, daemon=True)
+        self.watcher.start()
+
+    def _watch(self):
+        next_count = 0.0
+        while not self.stopped.wait(POLL_SECONDS):
+            if self.process.poll() is not None:
+                return
+            now = time.monotonic()
+            if now > self.deadline:
+                self._end(f"stopped after {self.limits.wall_s:g} s of wall-clock time (an "
+                          f"endless loop, or code far too slow?)")
+            elif self.counter.total > self.limits.output_bytes:
+                self._end(f"printed more than {self.limits.output_bytes / MiB:g} MiB, the "
+                          f"limit: stopped (print less, or not in a loop)")
+            elif now >= next_count:
+                next_count = now + 0.2
+                tree = _run_tree(self.process)
+                _remember(self.process, tree)
+                if len(tree) + 1 > self.limits.max_processes:
+                    self._end(f"started more than {self.limits.max_processes} processes at "
+                              f"once (a fork bomb?): stopped")
+
+    def _end(self, problem):
+        if self.problem is None:
+            self.problem = problem
+        _kill_all(self.process)
+
+    @property
+    def alive(self):
+        return self.problem is None and self.process.poll() is None
+
+    def call(self, op, seconds, **args):
+        """Send one request; return the answer's value (the wire's checks passed).
+
+        Raises
+        ------
+        SessionEnded
+            The process was stopped, died, broke the protocol, or did not answer within
+            ``seconds`` plus a grace (it is then stopped): the message says which.
+        """
+        if not self.alive:
+            raise SessionEnded(self.why_ended())
+        header, blobs = self.spec.pack({'op': op, 'seconds': seconds, 'args': args})
+        try:
+            for part in (header, *blobs):
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(self.request_fd, view):]
+        except OSError:
+            self._end(None)
+            raise SessionEnded(self.why_ended()) from None
+        until = min(time.monotonic() + seconds + self.spec.GRACE_SECONDS, self.deadline + 1)
+
+        def read(count):
+            while True:
+                left = until - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                ready, _, _ = select.select([self.answer_fd], [], [], min(left, 0.5))
+                if ready:
+                    return os.read(self.answer_fd, count)
+                if self.process.poll() is not None or self.problem is not None:
+                    return b''
+        try:
+            return self.spec.unpack(read)
+        except TimeoutError:
+            if time.monotonic() >= self.deadline:
+                self._end(f"stopped after {self.limits.wall_s:g} s of wall-clock time (an "
+                          f"endless loop, or code far too slow?)")
+            else:
+                self._end(f"a call ran past its time budget of {seconds:g} s and ignored "
+                          f"the alarm: stopped (an infinite loop?)")
+        except self.spec.WireError as error:
+            if self.process.poll() is None and self.problem is None:
+                self._end(f"its answers could not be read: {error}")
+        raise SessionEnded(self.why_ended())
+
+    def why_ended(self):
+        """One line: why the process no longer answers."""
+        if self.problem:
+            return self.problem
+        self.process.wait(timeout=5)
+        returncode = self.process.returncode
+        return ended_problem(returncode, self.readers[1].text(), self.limits,
+                             self.setup.cgroup) or (
+            f"the process ended (exit code {returncode}) without answering: does the code "
+            f"call sys.exit or os._exit when it is imported?")
+
+    def stop(self):
+        """Kill the process and all it started; remove its folder."""
+        self.stopped.set()
+        try:
+            _kill_all(self.process)
+        finally:
+            _ACTIVE_RUNS.discard(self.process.pid)
+            for fd in (self.request_fd, self.answer_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            for reader in self.readers:
+                reader.join(timeout=5)
+            self.run.close()
+            shutil.rmtree(self.work_dir, ignore_errors=True)
