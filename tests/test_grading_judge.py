@@ -249,3 +249,60 @@ def test_an_items_json_has_the_fields_the_class_report_reads():
     assert set(fields) >= {'id', 'name', 'points', 'max_points', 'passed', 'diagnosis',
                            'visibility', 'mistake'}
     assert fields['mistake'] == 'the bias forgotten' and fields['doc'] == 'linear'
+
+
+# -- a new graded function: one module and one rubric entry ------------------------------------
+
+TOY_MODULE = '''
+import numpy as np
+
+from lab.grading.judge import Item, Mistake, Questions
+
+
+def inputs(year):
+    return {'x': np.array([[1.0, -2.0, 3.0], [0.5, 0.0, -1.5]])}
+
+
+def ask(student, q):
+    return {'out': student.call(student.new('modules', 'Doubler'), 'forward', q['x'])}
+
+
+ITEMS = [Item(id='doubler_forward', name='Doubler.forward', points=3,
+              function='Doubler.forward', files=('modules',), doc='linear', inputs=inputs,
+              ask=ask, answer='out', reference=lambda q: 2 * q['x'],
+              mistakes=(Mistake('returns x', 'returns x unchanged', lambda q: q['x']),),
+              questions=Questions(regions=lambda q: [('where x > 0', q['x'] > 0),
+                                                     ('where x <= 0', q['x'] <= 0)]))]
+'''
+
+DOUBLERS = {
+    'right': 'return 2 * x',
+    'unchanged': 'return x * 1.0',
+    'negative branch halved': 'return np.where(x > 0, 2 * x, x)',
+}
+
+
+@pytest.mark.parametrize('body', DOUBLERS)
+def test_a_toy_graded_function_is_graded_end_to_end_from_one_module_and_one_entry(
+        tmp_path, monkeypatch, body):
+    from lab.grading.grader import grade_submission
+    package = tmp_path / 'toy_functions'
+    package.mkdir()
+    (package / '__init__.py').write_text('')
+    (package / 'doubler.py').write_text(TOY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / 'rubric.toml').write_text('[[item]]\nid = "doubler_forward"\n')
+    rubric = load_rubric(tmp_path / 'rubric.toml', functions='toy_functions')
+    submission = tmp_path / 'student'
+    submission.mkdir()
+    (submission / 'modules.py').write_text(
+        'import numpy as np\n\n\nclass Doubler:\n    def forward(self, x):\n'
+        f'        {DOUBLERS[body]}\n')
+    item = grade_submission(submission, rubric=rubric).items[0]
+    assert (item.id, item.max_points) == ('doubler_forward', 3)
+    if body == 'right':
+        assert item.passed and item.points == 3
+    elif body == 'unchanged':
+        assert item.mistake == 'returns x' and 'returns x unchanged' in item.diagnosis
+    else:
+        assert 'wrong only where x <= 0' in item.diagnosis and item.points == 0

@@ -156,7 +156,7 @@ class Student:
     def __init__(self, folder, limits, deadline, torch_soon=False):
         self.folder, self.limits, self.deadline = folder, limits, deadline
         self.sessions, self.file_status, self.restarts = {}, {}, 0
-        self.answers, self.notes = {}, set()
+        self.answers, self.notes, self._files = {}, set(), {}
         if torch_soon:
             self._session('torch')
 
@@ -236,7 +236,6 @@ class Student:
                 and type(value['$handle']) is int):
             raise CallFailed({'kind': 'type', 'message': 'an object handle of the wrong form'})
         handle = Handle(value['$handle'], process)
-        self._files = getattr(self, '_files', {})
         self._files[handle] = file
         return handle
 

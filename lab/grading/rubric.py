@@ -50,8 +50,9 @@ class Rubric:
         return Rubric(tuple(item for item in self.items if item.id in set(ids)))
 
 
-def load_rubric(path=None):
-    """Read a rubric TOML file (the default one when ``path`` is None).
+def load_rubric(path=None, functions='lab.grading.functions'):
+    """Read a rubric TOML file (the default one when ``path`` is None) whose ids are the
+    items declared in the package ``functions``.
 
     Raises
     ------
@@ -71,7 +72,7 @@ def load_rubric(path=None):
     if not isinstance(entries, list) or not entries:
         raise RubricError(f'rubric file {path} has no [[item]] tables; see '
                           f'{DEFAULT_RUBRIC.name} for the format')
-    items, seen, known = [], set(), all_items()
+    items, seen, known = [], set(), all_items(functions)
     for number, entry in enumerate(entries, start=1):
         items.append(_item(entry, number, path, seen, known))
     return Rubric(tuple(items))

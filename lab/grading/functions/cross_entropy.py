@@ -111,8 +111,8 @@ ITEMS = [
              Mistake('log of every entry', 'takes the log of every class, not only the true '
                      'class', lambda q: -np.log(q['x']).sum() / len(q['x'])),
              Mistake('every sample at every label', "takes log x[:, y], every sample at every "
-                     "sample's label entries (an N×N block), instead of each sample's own "
-                     "label entry x[n, y_n]",
+                     "sample's label entries (an N×N block, as whole one-hot columns "
+                     "T[:, y] = 1 would), instead of each sample's own label entry x[n, y_n]",
                      lambda q: -np.log(q['x'][:, q['y']]).sum() / len(q['x'])),
              Mistake('whole columns of one-hot targets', 'sets whole columns of the one-hot '
                      'targets (T[:, y] = 1) instead of one entry per row (T[n, y_n] = 1)',

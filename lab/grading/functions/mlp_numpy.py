@@ -102,7 +102,7 @@ def order_words(entry):
     expected = list(reversed(range(len(layers))))
     if order == expected:
         return None
-    if order == list(range(len(layers))):
+    if len(order) > 1 and order == sorted(order):
         return ("calls the layers' backward in the forward order; backward goes through them "
                 "in reverse, from the output", 'backward in forward order')
     skipped = [layers[index][0] for index in expected if index not in order]
@@ -300,9 +300,15 @@ def check_backward(student, q, item):
         wrong, grads = best
         last = len(grads) - 1
         first_wrong = max(wrong)
+        key = 0 if not close(entry['grads'][first_wrong][0], grads[first_wrong][0]) else 1
         evidence = (f"for L = sum(MLP(x) * dout), x = {show(q['x'])}: layer {first_wrong}'s "
-                    f"dW expected {show(grads[first_wrong][0])}, returned "
-                    f"{show(entry['grads'][first_wrong][0])}")
+                    f"{('dW', 'db')[key]} expected {show(grads[first_wrong][key])}, returned "
+                    f"{show(entry['grads'][first_wrong][key])}")
+        cause = layer_cause(student, q['year'])
+        if cause is not None:
+            return Verdict(False, f'{function} gives wrong gradients from linear layer '
+                                  f'{first_wrong}: {cause.words.split(";")[0]} (see that '
+                                  f'item)', cause.mistake, evidence, cause.doc)
         if first_wrong == last:
             words = (f"gives a wrong gradient already at the output layer (linear layer "
                      f"{last}): dout does not reach it unchanged, or that layer's backward is "
@@ -321,6 +327,18 @@ def check_backward(student, q, item):
             words += '; its forward pass differs too (see the forward item)'
         return Verdict(False, f'{function} {words}', mistake, evidence, DOC)
     return PASS
+
+
+def layer_cause(student, year):
+    """The first failed verdict of the layers' own backward items, or None."""
+    from lab.grading.functions import all_items
+    from lab.grading.judge import judge
+    items = all_items()
+    for item_id in ('linear_dweight', 'linear_dbias', 'linear_dx', 'elu_backward'):
+        verdict = judge(items[item_id], student, year)
+        if not verdict.passed:
+            return verdict
+    return None
 
 
 def forward_right(entry, q, case):

@@ -75,8 +75,12 @@ def linear_errors(student, q):
         dx_values = student.perturbed('modules', 'forward', [x], ['arg', 0], handle=layer)
         dw_values = student.perturbed('modules', 'forward', [x], ['attr', 'params', 'weight'],
                                       handle=layer)
+        stored = array_answer(student.get(layer, 'params', 'weight')).shape
+        if dw.shape != stored:  # as the official test: the gradient of the array as stored
+            raise CallFailed({'kind': 'type', 'message': f"returns grads['weight'] of shape "
+                                                         f"{dw.shape}, its weight is {stored}"})
         errors.append(max(rel_error(dx, numerical(dx_values, x.shape, dout)),
-                          rel_error(dw, numerical(dw_values, (c, d), dout))))
+                          rel_error(dw, numerical(dw_values, stored, dout))))
     return errors
 
 

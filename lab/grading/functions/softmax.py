@@ -114,13 +114,13 @@ ITEMS = [
                             f"dout = {q['dout'].round(4).tolist()}",
          mistakes=(
              Mistake('the diagonal of the Jacobian only', 'keeps only the diagonal of the '
-                     'Jacobian: dout · s (1 − s); the full product is s ⊙ (dout − Σ_j dout_j '
-                     's_j)',
-                     lambda q: q['dout'] * softmax(q['x']) * (1 - softmax(q['x']))),
+                     'Jacobian: dout · s (1 − s); the full product is s ⊙ (dout − Σ_j '
+                     'dout_j s_j)', lambda q: q['dout'] * softmax(q['x']) * (1 - softmax(
+                         q['x']))),
              Mistake('dout passed through', 'returns dout unchanged, as if the softmax and '
                      'the loss were fused', lambda q: q['dout']),
-             Mistake('the input for the output', 'uses its input x where the softmax output s '
-                     'belongs: s ⊙ (dout − Σ_j dout_j s_j) is in terms of the output',
+             Mistake('the input for the output', 'uses the input instead of the output (x where '
+                     's belongs): s ⊙ (dout − Σ_j dout_j s_j) is in terms of the output',
                      lambda q: q['x'] * (q['dout'] - (q['dout'] * q['x']).sum(
                          axis=1, keepdims=True))),
              Mistake('inner product for outer', 'builds the Jacobian diag(s) − s sᵀ with the '
