@@ -145,9 +145,11 @@ def bubblewrap_works():
     user = StudentUser.allocate() if os.getuid() == 0 else None
     try:
         command = [*sandbox_command(Path(tempfile.gettempdir())), '/bin/true']
-        return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=30,
-                              preexec_fn=_limit_resources(Limits(), None, user)).returncode == 0
+        with signals_held(signal.SIGINT, signal.SIGTERM):  # none may land in the fork's hooks
+            return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=30,
+                                  preexec_fn=_limit_resources(Limits(), None, user)
+                                  ).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
     finally:
@@ -614,6 +616,7 @@ def _limit_resources(limits, task_limit, user=None, cgroup=None, extra_folders=(
     hidden = _walls_in_the_way([*runtime_folders(), *extra_folders]) if user else []
 
     def apply():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         os.setsid()
         if cgroup is not None:
             cgroup.join()
@@ -870,14 +873,21 @@ def start_process(setup, arguments, pass_fds=(), hidden_folders=()):
     task_limit = None if setup.user is not None else (
         _user_task_count() + 4 * limits.max_processes)
     _become_subreaper()
-    run_mark = f'{os.getpid()}-{time.monotonic_ns()}'
-    process = subprocess.Popen(command, cwd=work_dir / 'submission', stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds,
-                               env=scrubbed_environment(work_dir, run_mark),
-                               preexec_fn=_limit_resources(limits, task_limit, setup.user,
-                                                           setup.cgroup, [work_dir.resolve()]))
-    process.run_mark, process.seen = run_mark, {}
-    process.user, process.cgroup = setup.user, setup.cgroup
+    run_mark, process = f'{os.getpid()}-{time.monotonic_ns()}', None
+    try:
+        with signals_held(signal.SIGINT, signal.SIGTERM):  # none may land in the fork's hooks
+            process = subprocess.Popen(
+                command, cwd=work_dir / 'submission', stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds,
+                env=scrubbed_environment(work_dir, run_mark),
+                preexec_fn=_limit_resources(limits, task_limit, setup.user, setup.cgroup,
+                                            [work_dir.resolve()]))
+            process.run_mark, process.seen = run_mark, {}
+            process.user, process.cgroup = setup.user, setup.cgroup
+    except BaseException:  # Ctrl-C or SIGTERM held during the start lands here, on leaving
+        if process is not None:
+            _kill_all(process)
+        raise
     return process
 
 
@@ -896,8 +906,8 @@ def run_isolated(script, arguments, sources, limits, work_dir):
     with prepared_run(script, sources, limits, work_dir) as setup:
         started = time.monotonic()
         process = start_process(setup, arguments)
-        _ACTIVE_RUNS.add(process.pid)
         try:
+            _ACTIVE_RUNS.add(process.pid)
             return _supervise(process, limits, started)
         except BaseException:  # Ctrl-C or SIGTERM while it runs: it must not outlive us
             _kill_all(process)
@@ -1128,19 +1138,22 @@ class StudentSession:
             finally:
                 os.close(request_read)
                 os.close(answer_write)
-        except BaseException:
+            _ACTIVE_RUNS.add(self.process.pid)
+            self.counter = ByteCounter()
+            self.readers = [BoundedReader(self.process.stdout, self.counter),
+                            BoundedReader(self.process.stderr, self.counter)]
+            for reader in self.readers:
+                reader.start()
+            self.stopped = threading.Event()
+            self.watcher = threading.Thread(target=self._watch, daemon=True)
+            self.watcher.start()
+        except BaseException:  # Ctrl-C or SIGTERM while it starts: nothing may outlive it
+            if getattr(self, 'process', None) is not None:
+                _kill_all(self.process)
+                _ACTIVE_RUNS.discard(self.process.pid)
             self.run.close()
             shutil.rmtree(self.work_dir, ignore_errors=True)
             raise
-        _ACTIVE_RUNS.add(self.process.pid)
-        self.counter = ByteCounter()
-        self.readers = [BoundedReader(self.process.stdout, self.counter),
-                        BoundedReader(self.process.stderr, self.counter)]
-        for reader in self.readers:
-            reader.start()
-        self.stopped = threading.Event()
-        self.watcher = threading.Thread(target=self._watch, daemon=True)
-        self.watcher.start()
 
     def _watch(self):
         next_count = 0.0
