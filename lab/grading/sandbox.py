@@ -74,6 +74,8 @@ POLL_SECONDS = 0.05
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
 MNT_DETACH, CLONE_NEWNS = 2, 0x00020000
+EXIT_GRACE_SECONDS = 1.0
+"""How long a student process that closed its answer pipe has to end, before it is stopped."""
 RUN_MARK = 'GRADING_RUN'
 """The environment variable that marks every process of one run."""
 STUDENT_UIDS = range(61184, 65520)
@@ -1226,9 +1228,18 @@ class StudentSession:
                 self._end(f"a call ran past its time budget of {seconds:g} s and ignored "
                           f"the alarm: stopped (an infinite loop?)")
         except self.spec.WireError as error:
-            if self.process.poll() is None and self.problem is None:
+            if self.problem is None and not self._exits_within(EXIT_GRACE_SECONDS):
                 self._end(f"its answers could not be read: {error}")
         raise SessionEnded(self.why_ended())
+
+    def _exits_within(self, seconds):
+        """Whether the process ends within ``seconds``: one that closed its pipe as it exited
+        (under bubblewrap its exit reaches this process a moment later) is not a forger."""
+        try:
+            self.process.wait(timeout=seconds)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
 
     def why_ended(self):
         """One line: why the process no longer answers."""
