@@ -153,15 +153,14 @@ def test_a_hang_or_recursion_in_one_method_costs_only_its_items(tmp_path, fault,
 
 
 @pytest.mark.slow
-def test_a_stray_torch_import_costs_the_numpy_items_one_line_each(tmp_path):
+def test_a_stray_torch_import_and_an_auto_import_are_reported_and_cost_nothing(tmp_path):
     sources = reference_sources()
     sources['modules.py'] = 'import torch\nfrom filecmp import clear_cache\n' + \
         sources['modules.py']
     items, report = grade(tmp_path, sources, {'ce_forward', 'mlp_pytorch_forward'})
     assert any('imports torch' in line for line in report.problems)
     assert any('auto-import' in line for line in report.problems)
-    assert 'must not use PyTorch' in items['ce_forward'].diagnosis
-    assert items['mlp_pytorch_forward'].passed
+    assert items['ce_forward'].passed and items['mlp_pytorch_forward'].passed
 
 
 # -- the items no check covered before ------------------------------------------------------------

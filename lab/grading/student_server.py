@@ -14,11 +14,13 @@ Usage (by the grader only)::
 """
 import contextlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import io
 import os
 import signal
 import sys
+import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grading_spec as spec  # noqa: E402  (the copy of lab/grading/spec.py beside this file)
@@ -37,13 +39,39 @@ class CallTimeout(Exception):
     """Raised by the alarm inside the student's code when a call runs past its budget."""
 
 
-class NoTorch(importlib.abc.MetaPathFinder):
-    """Refuses torch (and its companions) in the NumPy process, however it is imported."""
+class Refused(types.ModuleType):
+    """What ``import torch`` gives in the NumPy process: a stand-in whose every use raises.
+
+    A stray, unused import costs nothing (as in the official tests, which import
+    modules.py where torch is installed); calling anything of it, as autograd would be
+    called, raises the one line saying that the NumPy part must not use PyTorch.
+    """
+
+    def __getattr__(self, name):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        return Refused(f'{self.__name__}.{name}')
+
+    def __call__(self, *args, **kwargs):
+        raise ModuleNotFoundError(NO_TORCH, name='torch')
+
+
+class NoTorch(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Gives torch (and its companions) as :class:`Refused` in the NumPy process, however
+    it is imported."""
 
     def find_spec(self, name, path=None, target=None):
         if name.split('.')[0] in ('torch', 'functorch', 'torchvision'):
-            raise ModuleNotFoundError(NO_TORCH, name=name)
+            return importlib.machinery.ModuleSpec(name, self)
         return None
+
+    def create_module(self, spec):
+        module = Refused(spec.name)
+        module.__path__ = []  # a package, so that ``import torch.nn`` finds its stand-in too
+        return module
+
+    def exec_module(self, module):
+        pass
 
 
 class Sink(io.TextIOBase):
@@ -130,8 +158,12 @@ class Server:
         return {'$handle': handle}
 
     def resolve(self, value):
+        """Handles as their objects, 0-d arrays as NumPy scalars (np.int64, as the official
+        tests pass their sizes)."""
         if isinstance(value, dict) and set(value) == {'$handle'}:
             return self.objects[value['$handle']]
+        if isinstance(value, _ndarray) and value.ndim == 0:
+            return value[()]
         if isinstance(value, list):
             return [self.resolve(item) for item in value]
         return value
@@ -175,7 +207,7 @@ class Server:
 
     def op_seed(self, seed):
         np.random.seed(seed)
-        if 'torch' in sys.modules:
+        if not self.numpy_only and 'torch' in sys.modules:
             sys.modules['torch'].manual_seed(seed)
 
     def op_new(self, file, name, args=(), kwargs=None):
