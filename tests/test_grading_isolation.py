@@ -362,3 +362,15 @@ def test_out_of_memory_is_decided_from_the_exit_status_not_the_text():
     assert 'ran out of memory' in ended_problem(1, traceback, limits)
     assert 'ran out of memory' not in (ended_problem(1, 'MemoryError: just a message\nValueError',
                                                      limits) or '')
+
+
+@needs_cgroup
+def test_groups_left_by_a_killed_grader_are_removed_when_their_user_id_is_next_used():
+    user = StudentUser.allocate()
+    try:
+        left = RunCgroup.create(f'grading-{user.uid}-999999', 2 ** 30, 64)
+        assert all(folder.exists() for folder in left.folders)
+        RunCgroup.remove_leftovers(user.uid)
+        assert not any(folder.exists() for folder in left.folders)
+    finally:
+        user.release()

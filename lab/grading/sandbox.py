@@ -364,6 +364,14 @@ class RunCgroup:
             raise
         return group
 
+    @classmethod
+    def remove_leftovers(cls, uid):
+        """Remove the groups an earlier run of user id ``uid`` left behind (its grader was
+        killed while undoing it); the caller holds the lock of ``uid``, so none is in use."""
+        for hierarchy in (cls.ROOT, cls.ROOT / 'memory', cls.ROOT / 'pids'):
+            for folder in hierarchy.glob(f'grading-{uid}-*'):
+                cls([folder], 2 if hierarchy == cls.ROOT else 1).remove()
+
     def _write(self, name, value, optional=False):
         for folder in self.folders:
             if (folder / name).exists():
@@ -541,6 +549,7 @@ def prepared_run(script, sources, limits, work_dir, runner_files=None):
         if user is not None:
             mounted = _mount_tmpfs(work_dir, limits.disk_bytes)
             os.chmod(work_dir, 0o711)
+            RunCgroup.remove_leftovers(user.uid)
             cgroup = RunCgroup.create(f'grading-{user.uid}-{os.getpid()}', limits.memory_bytes,
                                       4 * limits.max_processes)
         owner = user.uid if user is not None else os.getuid()
