@@ -16,6 +16,7 @@ for a formula starts with an apostrophe.
 """
 import argparse
 import concurrent.futures
+import contextlib
 import lzma
 import multiprocessing
 import os
@@ -347,6 +348,9 @@ def _stop_workers(pool, grace_s=1.0):
     """SIGTERM the pool's workers, SIGKILL those still there after ``grace_s``, and drop the
     pool without waiting for its queue (ProcessPoolExecutor has no public way before 3.14)."""
     processes = list(getattr(pool, '_processes', {}).values())
+    manager = getattr(pool, '_executor_manager_thread', None)  # shutdown forgets it
+    with contextlib.suppress(OSError):  # its wake-up pipe may already be closed (3.11)
+        pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
     deadline = time.monotonic() + grace_s
@@ -355,7 +359,13 @@ def _stop_workers(pool, grace_s=1.0):
         if process.exitcode is None:
             process.kill()
             process.join(1.0)
-    pool.shutdown(wait=False, cancel_futures=True)
+    # Its manager thread ends once the workers are gone. Python 3.11's exit hook wakes every
+    # such thread without a lock and can write to the pipe the thread is closing (a printed
+    # traceback): this pool is taken off its list, and its thread, ending, is joined by
+    # Python's own shutdown of threads.
+    if manager is not None:
+        manager.join(1.0)
+        concurrent.futures.process._threads_wakeups.pop(manager, None)
 
 
 def build_parser():
