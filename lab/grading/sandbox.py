@@ -601,11 +601,32 @@ class StudentSession:
         task_limit = None if os.getuid() == 0 else _user_task_count() + 4 * limits.max_processes
         _become_subreaper()
         run_mark = f'{os.getpid()}-{time.monotonic_ns()}'
-        self.process = subprocess.Popen(
-            command, cwd=self.work_dir / 'submission', stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(request_read, answer_write),
-            env=scrubbed_environment(self.work_dir, run_mark),
-            preexec_fn=_limit_resources(limits, task_limit))
+        limit = _limit_resources(limits, task_limit)
+        # Ctrl-C or SIGTERM while Popen waits for the exec would leave a process no one
+        # holds: they wait until it is held, then arrive inside the try below.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+        def preexec():
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            limit()
+        try:
+            self.process = subprocess.Popen(
+                command, cwd=self.work_dir / 'submission', stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                pass_fds=(request_read, answer_write),
+                env=scrubbed_environment(self.work_dir, run_mark), preexec_fn=preexec)
+            self.process.run_mark, self.process.seen = run_mark, {}
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            raise
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            self._supervise(run_mark, request_read, answer_write)
+        except BaseException:  # Ctrl-C or SIGTERM as it starts: it must not outlive us
+            _kill_all(self.process)
+            raise
+
+    def _supervise(self, run_mark, request_read, answer_write):
         os.close(request_read)
         os.close(answer_write)
         self.process.run_mark, self.process.seen = run_mark, {}
