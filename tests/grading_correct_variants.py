@@ -111,7 +111,7 @@ VARIANTS = [
         '''}, 'W stored as (in_features, out_features) and used so throughout: out = x W + b',
         known_issue='the template names no shape for W and the official test passes, but '
         'round 1 takes linear_shapes, linear_dweight and the three NumPy MLP items off (10 '
-        'points), as it did for 5 of 39 real solutions; the judge decides: accept the '
+        'points), as it does for 9 of 39 real solutions; the judge decides: accept the '
         'convention, or keep linear_shapes alone and drop this mark'),
     variant('elu_caches_its_derivative', 'modules.py', {
         ('ELUModule', 'forward'): '''

@@ -14,6 +14,7 @@
 """
 import ast
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +22,16 @@ from pathlib import Path
 from lab.grading import spec
 from lab.grading.judge import Student, Verdict, judge
 from lab.grading.rubric import load_rubric
+
+PARSING = threading.Lock()
+"""CPython 3.11's parser can fail with a SystemError when threads parse at once (the batch's
+tests grade in threads): one parse at a time."""
+
+
+def parse(source, filename='<unknown>'):
+    with PARSING:
+        return ast.parse(source, filename=filename)
+
 
 MERGE_MARKER = re.compile(r'^(<{7}|>{7})( |$)|^={7}$')
 AUTO_IMPORT_MODULES = {'filecmp', 'turtle', 'tkinter', 'pydoc', 'idlelib', 'this', 'doctest',
@@ -127,7 +138,7 @@ def source_problems(name, source):
                             f'marker lines')
             break
     try:
-        tree = ast.parse(source, filename=name)
+        tree = parse(source, filename=name)
     except SyntaxError as error:
         if not problems:
             problems.append(f'{name} line {error.lineno}: syntax error: {error.msg}')
@@ -177,7 +188,7 @@ def detect_year(folder):
     if unusable_file(path):
         return spec.DEFAULT_YEAR, 'assumed: modules.py cannot be read'
     try:
-        tree = ast.parse(path.read_text(encoding='utf-8'))
+        tree = parse(path.read_text(encoding='utf-8'))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
         return spec.DEFAULT_YEAR, 'assumed: modules.py cannot be read'
     for node in ast.walk(tree):
@@ -226,6 +237,7 @@ def grade_submission(path, year=None, rubric=None, limits=None):
                       torch_soon=needs_torch and (folder / 'mlp_pytorch.py').is_file())
     verdicts = {}
     try:
+        student.start()
         for item in sorted(rubric.items, key=lambda item: bool(
                 set(item.graded.files) & set(spec.TORCH_FILES))):
             try:

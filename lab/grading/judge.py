@@ -157,7 +157,12 @@ class Student:
         self.folder, self.limits, self.deadline = folder, limits, deadline
         self.sessions, self.file_status, self.restarts = {}, {}, 0
         self.answers, self.notes, self._files = {}, set(), {}
-        if torch_soon:
+        self.torch_soon = torch_soon
+
+    def start(self):
+        """Start the PyTorch process now when it will be needed, so torch imports while the
+        NumPy items are asked."""
+        if self.torch_soon:
             self._session('torch')
 
     def _session(self, process):
@@ -170,6 +175,7 @@ class Student:
                 raise CallFailed({'kind': 'process', 'message': session.why_ended()})
             self.restarts += 1
             session.stop()
+        self.sessions[process] = None
         session = sandbox.StudentSession(self.folder, self.limits, self.deadline,
                                          numpy_only=process == 'numpy')
         self.sessions[process] = session
@@ -336,7 +342,8 @@ class Student:
 
     def stop(self):
         for session in self.sessions.values():
-            session.stop()
+            if session is not None:
+                session.stop()
 
 
 def array_answer(value):

@@ -7,7 +7,7 @@ apart from a factor 2.
 import numpy as np
 
 from lab.grading.judge import CallFailed, Item, Mistake, PASS, Questions, Verdict, \
-    attempt, failure_verdict
+    answer_of, attempt, failure_verdict, judge_value
 
 FILES = ('modules',)
 DOC = 'linear'
@@ -35,7 +35,10 @@ def ask(student, q):
     out, (x_after,) = student.call(layer, 'forward', q['x'], echo=True)
     dx = attempt(lambda: student.call(layer, 'backward', q['dout']))
     failed = dx if isinstance(dx, CallFailed) else None
+    stored = attempt(lambda: student.get(layer, 'params', 'weight'))
     return {'out': out, 'x_after': x_after, 'dx': dx,
+            'stored_transposed': isinstance(stored, np.ndarray)
+            and stored.shape == q['W'].T.shape != q['W'].shape,
             'dweight': failed or attempt(lambda: student.get(layer, 'grads', 'weight')),
             'dbias': failed or attempt(lambda: student.get(layer, 'grads', 'bias'))}
 
@@ -55,6 +58,17 @@ def evidence(q):
                f", dout = {q['dout'].round(4).tolist()}" if 'dout' in q else '')
 
 
+def check_dweight(student, q, item):
+    """dW in the shape W is stored in: a layer that keeps W as (in, out) throughout (the
+    official test accepts it; the shapes item does not) returns dW as (in, out) too."""
+    answers = student.ask(item, q)
+    returned = answer_of(answers, 'dweight')
+    if answers['stored_transposed'] and isinstance(returned, np.ndarray) and \
+            returned.shape == q['W'].T.shape:
+        returned = returned.T
+    return judge_value(item, student, q, returned)
+
+
 def forward_reference(q):
     return q['x'] @ q['W'].T + q['b']
 
@@ -68,7 +82,6 @@ def check_forward(student, q, item):
                                                                          q['x']):
         return Verdict(False, f'{item.function} changes its input x in place',
                        'changes its input in place', evidence(q), DOC)
-    from lab.grading.judge import judge_value
     return judge_value(item, student, q, answers['out'])
 
 
@@ -85,7 +98,7 @@ ITEMS = [
                              at_zero=lambda q: {**q, 'x': np.zeros_like(q['x'])})),
     Item(id='linear_dweight', name='LinearModule.backward: dW', points=2,
          function="LinearModule.backward (grads['weight'])", files=FILES, doc=DOC,
-         inputs=inputs, ask=ask, answer='dweight', evidence=evidence,
+         inputs=inputs, ask=ask, answer='dweight', evidence=evidence, check=check_dweight,
          reference=lambda q: q['dout'].T @ q['x'],
          mistakes=(
              Mistake('dW transposed', 'returns dW transposed, xᵀ dout, of shape '

@@ -66,11 +66,16 @@ def ask(student, q):
         entry = found[case] = {'layers': [kind(layer) for layer in layers],
                                'shared': any(layer['calls'] > 1 for layer in layers)}
         linears = [layer['handle'] for layer in layers if kind(layer)[0] == 'linear']
+        shapes = [tuple(layer['weight_shape']) for layer in layers if kind(layer)[0] == 'linear']
+        entry['transposed'] = len(shapes) == len(q[case]) and all(
+            shape == weight.T.shape for shape, (weight, _) in zip(shapes, q[case])) and any(
+            weight.shape != weight.T.shape for weight, _ in q[case])
         if len(linears) != len(q[case]):
             continue
         try:
             for handle, (weight, bias) in zip(linears, q[case]):
-                student.set(handle, 'params', 'weight', value=weight)
+                student.set(handle, 'params', 'weight',
+                            value=weight.T if entry['transposed'] else weight)
                 student.set(handle, 'params', 'bias', value=bias)
             entry['out'] = student.call(model, 'forward', q['x'])
         except CallFailed as failed:
@@ -129,6 +134,8 @@ def reference(q, case, alpha=1.0, softmax=False, activation_last=False, activati
         exp = np.exp(out - out.max(axis=1, keepdims=True))
         out = exp / exp.sum(axis=1, keepdims=True)
     dout, grads = q['dout'], []
+    if skip_last:  # a forward only: no dout of its shape
+        return out, None
     if softmax:
         dout = out * (dout - (dout * out).sum(axis=1, keepdims=True))
     for kind_of, x, weight in reversed(cache):
@@ -160,6 +167,9 @@ def check_layers(student, q, item):
         if layers and layers[-1][0] == 'softmax':
             layers = layers[:-1]
         expected = expected_layers(n_hidden)
+        if entry.get('transposed'):  # W kept as (in, out) throughout: the shapes item's
+            layers = [(name, shape[::-1] if name == 'linear' else shape)
+                      for name, shape in layers]
         if layers == expected:
             continue
         linears = [shape for name, shape in layers if name == 'linear']
@@ -285,8 +295,10 @@ def check_backward(student, q, item):
         best = None
         for alpha in q['alphas']:
             _, grads = reference(q, case, alpha, ends_in_softmax(entry))
+            returned = [(dw.T if entry.get('transposed') and isinstance(dw, np.ndarray)
+                         else dw, db) for dw, db in entry['grads']]
             wrong = [index for index, ((dw, db), (right_dw, right_db)) in
-                     enumerate(zip(entry['grads'], grads))
+                     enumerate(zip(returned, grads))
                      if not (close(dw, right_dw) and isinstance(db, np.ndarray)
                              and db.size == right_db.size
                              and close(db.reshape(right_db.shape), right_db))]
