@@ -65,7 +65,7 @@ MUTANTS = [
            'ce_backward', 'wrong sign'),
     mutant('ce_backward_divides_twice', 'modules.py',
            [(CE_BACKWARD, "return -targets / (len(x) ** 2 * x)")], 'ce_backward',
-           'divides by N twice'),
+           'divides by the batch size N once too often'),
     mutant('ce_backward_needs_forward', 'modules.py',
            [(CE_TARGETS_FORWARD, "targets = as_target_distribution(y, x)\n"
                                  "        self.cache = targets\n        return -np.sum("),
@@ -73,10 +73,10 @@ MUTANTS = [
            'ce_backward', 'needs a forward pass first'),
     mutant('ce_forward_summed', 'modules.py',
            [(CE_FORWARD, "return -np.sum(targets * np.log(np.maximum(x, np.finfo(x.dtype)"
-                         ".tiny)))")], 'ce_forward', 'sums the loss'),
+                         ".tiny)))")], 'ce_forward', 'the 1/N of the mean over the batch is missing'),
     mutant('ce_forward_mean_over_entries', 'modules.py',
            [(CE_FORWARD, "return -np.mean(targets * np.log(np.maximum(x, np.finfo(x.dtype)"
-                         ".tiny)))")], 'ce_forward', 'N·C'),
+                         ".tiny)))")], 'ce_forward', 'a mean over every entry'),
     mutant('ce_forward_softmax_again', 'modules.py',
            [(CE_FORWARD, "z = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)\n"
                          "        return -np.sum(targets * np.log(z)) / len(x)")],
@@ -97,10 +97,10 @@ MUTANTS = [
            [(LINEAR_DW, "self.grads['weight'] = x.T @ dout")], 'linear_dweight', 'transposed'),
     mutant('linear_dweight_averaged', 'modules.py',
            [(LINEAR_DW, "self.grads['weight'] = dout.T @ x / len(x)")], 'linear_dweight',
-           'divides by N'),
+           'divides by the batch size N once too often'),
     mutant('linear_dbias_averaged', 'modules.py',
            [(LINEAR_DB, "self.grads['bias'] = dout.mean(axis=0)")], 'linear_dbias',
-           'averages the bias gradient'),
+           'divides by the batch size N once too often'),
     mutant('linear_dbias_wrong_axis', 'modules.py',
            [(LINEAR_DB, "self.grads['bias'] = dout.sum(axis=1)")], 'linear_dbias', 'axis'),
     mutant('linear_dx_divided_by_n', 'modules.py',
@@ -108,7 +108,7 @@ MUTANTS = [
            'batch size'),
     mutant('linear_dx_doubled', 'modules.py',
            [(LINEAR_DX, "return 2 * dout @ self.params['weight']")], 'linear_dx',
-           'factor of 2'),
+           'is 2 times the right value in every entry'),
     mutant('linear_forward_without_bias', 'modules.py',
            [(LINEAR_FORWARD, "return x @ self.params['weight'].T")], 'linear_forward',
            'forgets the bias'),
@@ -140,10 +140,10 @@ MUTANTS = [
     mutant('elu_alpha_ignored', 'modules.py',
            [(ELU_FORWARD, "out = np.where(positive, x, np.expm1(np.minimum(x, 0)))"),
             (ELU_BACKWARD, "return dout * np.where(positive, 1, out + 1)")],
-           'elu_forward', 'ignores alpha'),
+           'elu_forward', 'alpha is missing'),
     mutant('elu_backward_alpha_ignored', 'modules.py',
            [(ELU_BACKWARD, "return dout * np.where(positive, 1, out / self.alpha + 1)")],
-           'elu_backward', 'ignores alpha'),
+           'elu_backward', 'alpha is missing'),
     mutant('elu_backward_wrong_branch', 'modules.py',
            [("self.cache = (positive, out)", "self.cache = (positive, x)"),
             (ELU_BACKWARD, "return dout * np.where(positive, self.alpha * np.exp(out), 1)")],
@@ -166,7 +166,7 @@ MUTANTS = [
            [(SOFTMAX_BACKWARD, "return dout")], 'softmax_backward', 'unchanged'),
     mutant('softmax_over_the_batch', 'modules.py',
            [(SOFTMAX_OUT, "out = exp / exp.sum(axis=0, keepdims=True)\n        self.cache = out")],
-           'softmax_forward', 'batch'),
+           'softmax_forward', 'normalises over the batch (axis 0)'),
     mutant('softmax_stale_cache', 'modules.py',
            [(SOFTMAX_OUT, "out = exp / exp.sum(axis=1, keepdims=True)\n"
                           "        self.cache = out if self.cache is None else self.cache")],
@@ -177,7 +177,7 @@ MUTANTS = [
     # The NumPy MLP
     mutant('mlp_numpy_without_activations', 'mlp_numpy.py',
            [("            self.modules.append(ACTIVATIONS[activation]())\n", "")],
-           'mlp_numpy_layers', 'wrong layers'),
+           'mlp_numpy_layers', 'applies no activation'),
     mutant('mlp_numpy_activation_after_output', 'mlp_numpy.py',
            [("                break  # the output layer: logits, no activation",
              "                pass")], 'mlp_numpy_layers', 'after the output layer'),
@@ -433,7 +433,7 @@ STUDENT_MUTANTS = [
             grad = np.ones_like(out)
             grad[out <= 0] = self.alpha * np.exp(out[out <= 0])
             return dout * grad
-        '''}, 'elu_backward', 'output instead of the input'),
+        '''}, 'elu_backward', 'from the output'),
     student('student_elu_backward_relu_derivative', 'modules.py',
             {('ELUModule', 'forward'): '''
         def forward(self, x):
@@ -443,7 +443,7 @@ STUDENT_MUTANTS = [
         def backward(self, dout):
             x = self.cache
             return dout * (x > 0)
-        '''}, 'elu_backward', 'where x <= 0'),
+        '''}, 'elu_backward', '0 for x <= 0'),
     student('student_elu_backward_loop_alpha_one', 'modules.py', {('ELUModule', 'backward'): '''
         def backward(self, dout):
             positive, out = self.cache
@@ -541,7 +541,7 @@ STUDENT_MUTANTS = [
         def backward(self, x, y):
             t = self._one_hot(y)
             return -t / x / x.shape[0]
-        '''}, 'ce_forward', 'highest class'),
+        '''}, 'ce_absent_class', 'highest class'),
     student('student_ce_fancy_index_every_label', 'modules.py',
             {('CrossEntropyModule', 'forward'): '''
         def forward(self, x, y):
@@ -584,7 +584,7 @@ STUDENT_MUTANTS = [
             for n, label in enumerate(labels):
                 dx[n, label] = -1.0 / x[n, label]
             return dx
-        '''}, 'ce_backward', 'factor of N'),
+        '''}, 'ce_backward', 'the 1/N of the mean over the batch is missing'),
     student('student_ce_backward_fused_by_index', 'modules.py',
             {('CrossEntropyModule', 'backward'): '''
         def backward(self, x, y):
@@ -598,7 +598,7 @@ STUDENT_MUTANTS = [
         def forward(self, x, y):
             picked = x[range(len(y)), y]
             return np.sum(-np.log(picked))
-        '''}, 'ce_forward', 'factor of N'),
+        '''}, 'ce_forward', 'the 1/N of the mean over the batch is missing'),
     # the NumPy MLP
     student('student_mlp_numpy_clear_cache_own_only', 'mlp_numpy.py',
             {('MLP', 'forward'): '''
@@ -719,7 +719,7 @@ STUDENT_MUTANTS = [
                     layers.append(nn.BatchNorm1d(sizes[i + 1]))
                 layers.append(nn.ELU())
         self.layers = nn.Sequential(*layers)
-        ''')}, 'mlp_pytorch_architecture', 'Kaiming'),
+        ''')}, 'mlp_pytorch_init', 'Kaiming'),
     student('student_mlp_pytorch_activation_never_applied', 'mlp_pytorch.py', {
         ('MLP', '__init__'): mlp_torch_init('''
         sizes = [n_inputs, *n_hidden, n_classes]

@@ -55,14 +55,14 @@ QUICK_DRIVER = textwrap.dedent("""\
 @pytest.mark.slow
 def test_ctrl_c_during_a_batch_stops_it_within_2_s_in_one_line_20_times(tmp_path):
     batch = tmp_path / 'submissions'
-    for index in range(12):
+    for index in range(16):
         (batch / f'student{index:02}').mkdir(parents=True)
         (batch / f'student{index:02}' / 'modules.py').write_text('x = 1\n')
     (tmp_path / 'sleeper.py').write_text('import time\ntime.sleep(0.3)\n')
     driver = tmp_path / 'driver.py'
     driver.write_text(QUICK_DRIVER.format(repo=str(REPO)))
     seed = random.randrange(10 ** 6)
-    moments = random.Random(seed).sample([0.05 * step for step in range(4, 60)], 20)
+    moments = random.Random(seed).sample([0.05 * step for step in range(0, 30)], 20)
     interrupted, failures = 0, []
     for attempt, moment in enumerate(moments):
         out = tmp_path / f'grades{attempt}'
@@ -70,6 +70,11 @@ def test_ctrl_c_during_a_batch_stops_it_within_2_s_in_one_line_20_times(tmp_path
                                     '--out', str(out), '--no_progress'], cwd=tmp_path,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    start_new_session=True)
+        # A moment after the first submission was graded, while others are (a Ctrl-C while
+        # Python itself is still starting, before grade.py runs, gets Python's traceback).
+        deadline = time.monotonic() + 60
+        while not list(out.glob('feedback/*.json')) and time.monotonic() < deadline:
+            time.sleep(0.01)
         time.sleep(moment)
         sent = time.monotonic()
         os.killpg(grading.pid, signal.SIGINT)  # as a terminal sends Ctrl-C: to the group
@@ -110,12 +115,36 @@ def our_submission(folder, modules=None):
 
 HOSTILE = textwrap.dedent("""\
     import os, signal, sys
-    # Stop or kill every process it can see, the grader and the other students included.
-    for entry in os.listdir('/proc'):
-        if entry.isdigit() and int(entry) not in (os.getpid(), 1):
+
+    def parents():
+        found = {}
+        for entry in os.listdir('/proc'):
+            try:
+                with open(f'/proc/{entry}/stat', 'rb') as stat:
+                    found[int(entry)] = int(stat.read().rsplit(b')', 1)[1].split()[1])
+            except (OSError, ValueError):
+                pass
+        return found
+
+    # Stop or kill the grader and everything it runs (its workers, the other students), found
+    # from grade.py above this process. Only that tree: where the walls are missing, a script
+    # that signalled every process it saw would take the machine down.
+    tree, grader, pid = parents(), None, os.getpid()
+    while pid in tree and pid > 1:
+        try:
+            if b'grade.py' in open(f'/proc/{pid}/cmdline', 'rb').read():
+                grader = pid
+        except OSError:
+            pass
+        pid = tree[pid]
+    victims = [grader] if grader else []
+    for victim in victims:
+        victims += [child for child, parent in tree.items() if parent == victim]
+    for victim in victims:
+        if victim != os.getpid():
             for sent in (signal.SIGSTOP, signal.SIGKILL):
                 try:
-                    os.kill(int(entry), sent)
+                    os.kill(victim, sent)
                 except OSError:
                     pass
     # Leave a process behind, out of its session, and files in shared places.

@@ -67,10 +67,14 @@ def zip_folder(folder, archive, inside='submission'):
 
 # -- one submission, end to end -------------------------------------------------------------
 
+MODES = [pytest.param([], id='default'), pytest.param(['--no_sandbox'], id='no_sandbox')]
+
+
 @pytest.mark.slow
-def test_our_own_files_get_full_marks_as_json(tmp_path):
+@pytest.mark.parametrize('mode', MODES)
+def test_our_own_files_get_full_marks_as_json(tmp_path, mode):
     folder = our_submission(tmp_path / 'ours')
-    result = grade(folder, '--format', 'json', cwd=tmp_path)
+    result = grade(folder, '--format', 'json', *mode, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report['total'] == report['max_total'] > 0, [
@@ -81,16 +85,17 @@ def test_our_own_files_get_full_marks_as_json(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_template_grades_zero_with_not_implemented_yet_on_every_item(tmp_path):
+@pytest.mark.parametrize('mode', MODES)
+def test_the_template_grades_zero_with_not_implemented_yet_on_every_item(tmp_path, mode):
     result = grade('--template', tmp_path / 'practice', cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    result = grade(tmp_path / 'practice', cwd=tmp_path)
+    result = grade(tmp_path / 'practice', *mode, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert 'Total: 0 / ' in result.stdout and 'Traceback' not in result.stdout + result.stderr
     item_lines = [line for line in result.stdout.splitlines() if line.startswith('LOST')]
     assert item_lines and not [line for line in result.stdout.splitlines()
                                if line.startswith('ok ')]
-    result = grade(tmp_path / 'practice', '--format', 'json', cwd=tmp_path)
+    result = grade(tmp_path / 'practice', '--format', 'json', *mode, cwd=tmp_path)
     for entry in json.loads(result.stdout)['items']:
         assert 'not implemented yet' in entry['diagnosis'], entry
 
@@ -293,6 +298,7 @@ def test_grades_csv_and_the_class_summary_count_each_mistake(tmp_path):
     (['.', '--jobs', '0'], 'must be at least 1'),
     (['.', '--rubric', 'pytest.ini'], 'not valid TOML'),
     (['.', '--timeout', '0'], 'more than 0 seconds'),
+    (['.', '--sandbox', '--no_sandbox'], 'not allowed with argument'),
 ])
 def test_usage_errors_are_one_line_and_exit_2(arguments, message):
     result = grade(*arguments, cwd=REPO, timeout=60)
@@ -405,3 +411,21 @@ def test_a_terminated_batch_writes_what_it_graded_and_leaves_no_student_code(tmp
         assert [row['submission'] for row in csv.DictReader(handle)] == ['a_empty']
     time.sleep(0.5)
     assert not [pid for worker in workers for pid in processes_marked(f'{worker}-')]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.getuid() != 0, reason='the warning is for root')
+def test_grading_without_the_sandbox_says_in_one_line_what_it_gives_up(tmp_path):
+    (tmp_path / 'empty').mkdir()
+    result = grade(tmp_path / 'empty', '--no_sandbox', '--format', 'json', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        line for line in result.stderr.splitlines() if line.startswith('--no_sandbox: ')]
+    assert 'network' in result.stderr and 'user id of its own' in result.stderr
+    # As root where bubblewrap cannot be found, one line says what is missing.
+    missing = subprocess.run([sys.executable, str(REPO / 'grade.py'), str(tmp_path / 'empty'),
+                              '--format', 'json'], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=600, env={**os.environ, 'PATH': '/nonexistent'})
+    assert missing.returncode == 0, missing.stderr
+    lines = [line for line in missing.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith('bubblewrap is missing'), lines

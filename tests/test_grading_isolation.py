@@ -13,14 +13,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
 
 from conftest import REPO
 from lab.grading.sandbox import (STUDENT_UIDS, Limits, RunCgroup, StudentUser,
-                                 bubblewrap_works, pids_of_user, run_isolated)
+                                 bubblewrap_works, ended_problem, pids_of_user, run_isolated)
 
 AS_ROOT = pytest.mark.skipif(os.getuid() != 0, reason='a user id of its own needs root')
 MODES = [pytest.param(False, id='no_sandbox'),
@@ -122,7 +121,10 @@ def test_the_student_cannot_read_or_trace_the_grader(tmp_path, sandbox):
         for name in ('environ', 'cwd', 'root', 'fd', 'mem'):
             path = f'/proc/{grader}/{name}'
             try:
-                data = os.listdir(path) if name in ('cwd', 'root', 'fd') else open(path, 'rb').read(4096)
+                if name in ('cwd', 'root', 'fd'):
+                    data = os.listdir(path)
+                else:
+                    data = open(path, 'rb').read(4096)
                 print(name, 'READ', data)
             except OSError as error:
                 print(name, 'denied')
@@ -206,6 +208,21 @@ def test_no_process_outlives_its_run_however_it_escapes(tmp_path, sandbox):
     assert pids_of_user(uid) == [], 'a process of the run outlived it'
 
 
+def marked_processes(prefix):
+    """Pids of the processes whose environment holds a run mark starting with ``prefix``."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/environ', 'rb') as environ:
+                    if f'GRADING_RUN={prefix}'.encode() in environ.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
 @AS_ROOT
 def test_two_runs_at_once_get_two_user_ids_and_cannot_signal_each_other(tmp_path):
     first, second = StudentUser.allocate(), StudentUser.allocate()
@@ -214,36 +231,48 @@ def test_two_runs_at_once_get_two_user_ids_and_cannot_signal_each_other(tmp_path
     finally:
         first.release()
         second.release()
-    outcomes = {}
-
-    def run(name, student):
-        folder = tmp_path / name
-        folder.mkdir()
-        outcomes[name] = run_grader(folder, student, False)[1]
-
-    victim = threading.Thread(target=run, args=('victim', """\
-        import os, time
-        print('uid', os.getuid(), flush=True)
-        time.sleep(3)
-        print('survived')
-        """))
-    victim.start()
-    time.sleep(1.0)
-    run('attacker', """\
-        import os, signal
-        hits = 0
-        for entry in os.listdir('/proc'):
-            if entry.isdigit() and int(entry) != os.getpid():
+    # The attack names its targets (the other run's processes) explicitly: a script that
+    # signalled every process it saw would, where the walls are missing, kill the machine.
+    (tmp_path / 'victim').mkdir()
+    victim_script = tmp_path / 'victim' / 'student.py'
+    victim_script.write_text('import time\ntime.sleep(4)\nprint("survived")\n')
+    (tmp_path / 'victim' / 'sources').mkdir()
+    (tmp_path / 'victim' / 'grader.py').write_text(GRADER.format(repo=str(REPO)))
+    victim = subprocess.Popen([sys.executable, str(tmp_path / 'victim' / 'grader.py'),
+                               str(victim_script), 'False', json.dumps({'wall_s': 20})],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not marked_processes(f'{victim.pid}-') and time.monotonic() < deadline:
+            time.sleep(0.05)
+        targets = marked_processes(f'{victim.pid}-')
+        assert targets, 'the victim never started'
+        (tmp_path / 'attacker' / 'sources').mkdir(parents=True)
+        (tmp_path / 'attacker' / 'sources' / 'targets.py').write_text(f'PIDS = {targets}\n')
+        _, attack = run_grader(tmp_path / 'attacker', """\
+            import os, signal, sys
+            sys.path.insert(0, os.getcwd())
+            from targets import PIDS
+            hits = 0
+            for pid in PIDS:
+                for sent in (signal.SIGSTOP, signal.SIGKILL):
+                    try:
+                        os.kill(pid, sent)
+                        hits += 1
+                    except OSError:
+                        pass
                 try:
-                    os.kill(int(entry), signal.SIGKILL)
+                    open(f'/proc/{pid}/environ', 'rb').read()
                     hits += 1
                 except OSError:
                     pass
-        print('killed', hits)
-        """)
-    victim.join(30)
-    assert 'survived' in outcomes['victim']['stdout_tail'], outcomes
-    assert 'killed 0' in outcomes['attacker']['stdout_tail'], outcomes['attacker']
+            print('hits', hits)
+            """, False)
+        out, _ = victim.communicate(timeout=30)
+    finally:
+        victim.kill()
+    assert 'hits 0' in attack['stdout_tail'], attack
+    assert 'survived' in out, out
 
 
 @AS_ROOT
@@ -299,6 +328,7 @@ needs_cgroup = pytest.mark.skipif(not memory_cgroup_available(),
 @pytest.mark.parametrize('sandbox', MODES)
 def test_the_memory_of_all_its_processes_and_dev_shm_together_is_bounded(tmp_path, sandbox):
     # Four children of 200 MiB each, and 200 MiB in /dev/shm, under 400 MiB for the whole run.
+    hoard = f'hoard-{os.getpid()}-{time.monotonic_ns()}'
     result, outcome = run_grader(tmp_path, """\
         import os
         children = []
@@ -312,27 +342,35 @@ def test_the_memory_of_all_its_processes_and_dev_shm_together_is_bounded(tmp_pat
             children.append(pid)
         print('children', [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children],
               flush=True)
-        with open(f'/dev/shm/hoard-{os.getpid()}', 'wb') as hoard:
+        with open('/dev/shm/HOARD', 'wb') as hoard:
             for _ in range(50):
                 hoard.write(b'x' * 2 ** 22)
         print('shm written', flush=True)
-        """, sandbox, memory_bytes=400 * 2 ** 20, disk_bytes=512 * 2 ** 20)
+        """.replace('HOARD', hoard), sandbox, memory_bytes=400 * 2 ** 20,
+        disk_bytes=512 * 2 ** 20)
     assert outcome is not None, result.stderr
     out = outcome['stdout_tail']
     killed = out.split('children')[-1].split(']')[0].count('-9')
     assert killed >= 1, out
-    assert not [name for name in os.listdir('/dev/shm') if name.startswith('hoard-')]
+    assert not os.path.exists(f'/dev/shm/{hoard}'), 'the run left its /dev/shm files behind'
 
 
-def test_a_student_that_prints_memoryerror_and_exits_0_did_not_run_out_of_memory(tmp_path):
-    from lab.grading.sandbox import run_probes
-    folder = tmp_path / 'liar'
-    folder.mkdir()
-    (folder / 'modules.py').write_text(
-        "import os, sys\nprint('MemoryError', file=sys.stderr, flush=True)\nos._exit(0)\n")
-    run = run_probes(folder, 2024, Limits(wall_s=60))
+def test_out_of_memory_is_decided_from_the_exit_status_not_the_text():
+    limits = Limits(memory_bytes=2 ** 30)
+    traceback = 'Traceback (most recent call last):\n  File "modules.py"\nMemoryError\n'
+    assert ended_problem(0, 'MemoryError\n', limits) is None  # printed it, exited 0
+    assert 'ran out of memory' in ended_problem(1, traceback, limits)
+    assert 'ran out of memory' not in (ended_problem(1, 'MemoryError: just a message\nValueError',
+                                                     limits) or '')
+
+
+@needs_cgroup
+def test_groups_left_by_a_killed_grader_are_removed_when_their_user_id_is_next_used():
+    user = StudentUser.allocate()
     try:
-        assert not run.out_of_memory
-        assert 'memory' not in (run.problem or '')
+        left = RunCgroup.create(f'grading-{user.uid}-999999', 2 ** 30, 64)
+        assert all(folder.exists() for folder in left.folders)
+        RunCgroup.remove_leftovers(user.uid)
+        assert not any(folder.exists() for folder in left.folders)
     finally:
-        run.cleanup()
+        user.release()

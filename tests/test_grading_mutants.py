@@ -1,97 +1,29 @@
-"""The grader recognises the classic mistakes: every mutant in the catalogue loses points.
+"""The grader recognises mistakes it has in no catalogue: the mutants of grading_mutants.py.
 
-Each mutant of ``tests/grading_mutants.py`` is this repository's own files with one
-mistake put in. The grader runs on each, in its sandbox, like on a student's folder: the
-mutant must lose the points of its item, and for at least 90% of the catalogue that
-item's diagnosis must name the mistake.
+Each mutant is this repository's own files with one mistake put in: ``MUTANTS`` edit one
+expression of the reference, ``STUDENT_MUTANTS`` are written as students write (loops,
+other names, a mistake inside otherwise correct code). The grader runs on each like on a
+student's folder, asked only the items the mutant's file can affect: at least 95% must
+lose the points of their own item, and at least 85% must be named there in the maths'
+words (the mutant's ``words``). The correct solutions in unusual styles
+(``grading_correct_variants.py``) must keep every point.
 """
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from grading_mutants import MUTANTS, apply_mutant, reference_sources, write_submission
+from grading_correct_variants import VARIANTS
+from grading_mutants import CATALOGUE, STUDENT_MUTANTS, apply_mutant, reference_sources, \
+    write_submission
 from lab.grading.grader import grade_submission
-from lab.grading.items import ITEM_CHECKS
-from lab.grading.rubric import Rubric, load_rubric
+from lab.grading.rubric import load_rubric
 
-
-def test_catalogue_holds_thirty_distinct_mutants_that_apply_to_our_files():
-    sources = reference_sources()
-    assert len(MUTANTS) >= 30
-    assert len({mutant.name for mutant in MUTANTS}) == len(MUTANTS)
-    for mutant in MUTANTS:
-        assert mutant.item in ITEM_CHECKS, mutant.name
-        changed = apply_mutant(mutant, sources)
-        assert changed[mutant.file] != sources[mutant.file], mutant.name
-
-
-def test_apply_mutant_refuses_an_edit_whose_text_is_gone():
-    mutant = MUTANTS[0]
-    sources = reference_sources()
-    sources[mutant.file] = sources[mutant.file].replace(mutant.replacements[0][0], '')
-    with pytest.raises(ValueError, match='occurs 0 times'):
-        apply_mutant(mutant, sources)
-
-
-def rubric_for(mutant):
-    """The items a mutant of ``mutant.file`` can affect: PyTorch's or all the others."""
-    torch_file = mutant.file == 'mlp_pytorch.py'
-    return Rubric(tuple(item for item in load_rubric().items
-                        if ('pytorch' in item.id) == torch_file))
-
-
-@pytest.fixture(scope='module')
-def mutant_reports(tmp_path_factory):
-    """Every mutant graded once, two at a time: {name: Report}."""
-    sources = reference_sources()
-    root = tmp_path_factory.mktemp('mutants')
-
-    def grade(mutant):
-        folder = write_submission(root / mutant.name, apply_mutant(mutant, sources))
-        return mutant.name, grade_submission(folder, rubric=rubric_for(mutant))
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(grade, MUTANTS))
-
-
-def item_of(report, item_id):
-    return next(item for item in report.items if item.id == item_id)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('mutant', MUTANTS, ids=[mutant.name for mutant in MUTANTS])
-def test_mutant_loses_the_points_of_its_item(mutant, mutant_reports):
-    item = item_of(mutant_reports[mutant.name], mutant.item)
-    assert not item.passed and item.points == 0, item
-    assert item.diagnosis
-
-
-@pytest.mark.slow
-def test_at_least_nine_in_ten_mutants_are_named(mutant_reports):
-    unnamed = [mutant.name for mutant in MUTANTS
-               if mutant.words not in item_of(mutant_reports[mutant.name], mutant.item).diagnosis]
-    assert len(unnamed) <= 0.1 * len(MUTANTS), unnamed
-
-
-# -- the students' styles and the correct variants (issue 24) -------------------------------
-#
-# Each student mutant is graded on its own item only (the rubric then runs only that item's
-# probes), once per module; the correct variants on every item of their file's part.
-
-from grading_correct_variants import VARIANTS  # noqa: E402
-from grading_mutants import CATALOGUE, STUDENT_MUTANTS  # noqa: E402
-
-GRADED_FUNCTIONS = {
+RUBRIC = load_rubric()
+GRADED_CLASSES = {
     ('modules.py', 'LinearModule'), ('modules.py', 'ELUModule'),
     ('modules.py', 'SoftMaxModule'), ('modules.py', 'CrossEntropyModule'),
     ('mlp_numpy.py', 'MLP'), ('mlp_pytorch.py', 'MLP')}
 """Every class a student writes, each of which student mutants must rewrite."""
-
-
-def rewritten_classes(mutant):
-    """The (file, class) pairs whose methods ``mutant`` replaces."""
-    return {(mutant.file, owner_of(mutant.file, old)) for old, _ in mutant.replacements
-            if old.lstrip().startswith('def ')}
 
 
 def owner_of(file, method_text):
@@ -101,78 +33,87 @@ def owner_of(file, method_text):
     return before[before.rindex('\nclass ') + 7:].split('(')[0].split(':')[0]
 
 
-def test_catalogue_holds_sixty_five_mutants_of_which_twenty_five_in_students_styles():
+def test_the_catalogue_holds_sixty_five_mutants_of_which_twenty_five_in_students_styles():
     sources = reference_sources()
-    item_ids = set(load_rubric().ids())
     assert len(CATALOGUE) >= 65 and len(STUDENT_MUTANTS) >= 25
     assert len({mutant.name for mutant in CATALOGUE}) == len(CATALOGUE)
-    for mutant in STUDENT_MUTANTS:
-        assert mutant.style == 'student' and mutant.item in item_ids, mutant.name
-        assert mutant.words, mutant.name
+    for mutant in CATALOGUE:
+        assert mutant.item in RUBRIC.ids() and mutant.words, mutant.name
         changed = apply_mutant(mutant, sources)[mutant.file]
         assert changed != sources[mutant.file], mutant.name
         compile(changed, f'{mutant.name}/{mutant.file}', 'exec')
-    covered = set().union(*(rewritten_classes(mutant) for mutant in STUDENT_MUTANTS))
-    assert GRADED_FUNCTIONS <= covered, GRADED_FUNCTIONS - covered
+    covered = {(mutant.file, owner_of(mutant.file, old)) for mutant in STUDENT_MUTANTS
+               for old, _ in mutant.replacements if old.lstrip().startswith('def ')}
+    assert GRADED_CLASSES <= covered, GRADED_CLASSES - covered
+
+
+def test_apply_mutant_refuses_an_edit_whose_text_is_gone():
+    mutant = CATALOGUE[0]
+    sources = reference_sources()
+    sources[mutant.file] = sources[mutant.file].replace(mutant.replacements[0][0], '')
+    with pytest.raises(ValueError, match='occurs 0 times'):
+        apply_mutant(mutant, sources)
 
 
 def test_correct_variants_rewrite_our_files_and_still_compile():
     sources = reference_sources()
-    assert len(VARIANTS) >= 6
-    assert len({variant.name for variant in VARIANTS}) == len(VARIANTS)
+    assert len(VARIANTS) >= 6 and len({variant.name for variant in VARIANTS}) == len(VARIANTS)
     for variant in VARIANTS:
         changed = apply_mutant(variant, sources)[variant.file]
         assert changed != sources[variant.file], variant.name
         compile(changed, f'{variant.name}/{variant.file}', 'exec')
 
 
-def rubric_of(item_ids):
-    """The rubric restricted to ``item_ids``: only their probes run."""
-    return Rubric(tuple(item for item in load_rubric().items if item.id in item_ids))
+def rubric_for(entry, training=False):
+    """The items a change of ``entry.file`` can affect (mlp_numpy's use modules.py too);
+    training only for a mutant of its own (a second each, and its likely cause is another
+    item's diagnosis) unless ``training``."""
+    file = entry.file.removesuffix('.py')
+    own = getattr(entry, 'item', None)
+    return RUBRIC.subset({item.id for item in RUBRIC.items
+                          if (file in item.graded.files
+                              or file == 'modules' and 'mlp_numpy' in item.graded.files)
+                          and (training or not item.id.startswith('training')
+                               or item.id == own)})
 
 
-def grade_all(entries, rubric_of_entry, folder_name, tmp_path_factory):
-    """Grade each entry's sources, two at a time: {name: Report}."""
+def grade_all(entries, tmp_path_factory, folder_name, training=False):
+    """Every entry graded once, two at a time: {name: Report}."""
     sources = reference_sources()
     root = tmp_path_factory.mktemp(folder_name)
 
     def grade(entry):
         folder = write_submission(root / entry.name, apply_mutant(entry, sources))
-        return entry.name, grade_submission(folder, rubric=rubric_of_entry(entry))
+        return entry.name, grade_submission(folder, rubric=rubric_for(entry, training))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(pool.map(grade, entries))
 
 
 @pytest.fixture(scope='module')
-def student_mutant_reports(tmp_path_factory):
-    """Every student mutant graded once, on its own item only: {name: Report}."""
-    return grade_all(STUDENT_MUTANTS, lambda mutant: rubric_of({mutant.item}),
-                     'student_mutants', tmp_path_factory)
+def mutant_verdicts(tmp_path_factory):
+    """(mutant, its item's result) for the whole catalogue."""
+    reports = grade_all(CATALOGUE, tmp_path_factory, 'mutants')
+    return [(mutant, next(item for item in reports[mutant.name].items
+                          if item.id == mutant.item)) for mutant in CATALOGUE]
+
+
+@pytest.mark.slow
+def test_at_least_95_percent_of_the_mutants_lose_the_points_of_their_item(mutant_verdicts):
+    kept = [mutant.name for mutant, item in mutant_verdicts if item.passed or item.points]
+    assert len(kept) <= 0.05 * len(mutant_verdicts), kept
+
+
+@pytest.mark.slow
+def test_at_least_85_percent_of_the_mutants_are_named_in_the_maths_words(mutant_verdicts):
+    unnamed = {mutant.name: item.diagnosis for mutant, item in mutant_verdicts
+               if mutant.words not in item.diagnosis}
+    assert len(unnamed) <= 0.15 * len(mutant_verdicts), unnamed
 
 
 @pytest.fixture(scope='module')
 def variant_reports(tmp_path_factory):
-    """Every correct variant graded once, on every item of its file's part: {name: Report}."""
-    return grade_all(VARIANTS, rubric_for, 'variants', tmp_path_factory)
-
-
-def catalogue_verdicts(mutant_reports, student_mutant_reports):
-    """(mutant, its item's result) for the whole catalogue."""
-    reports = {**mutant_reports, **student_mutant_reports}
-    return [(mutant, item_of(reports[mutant.name], mutant.item)) for mutant in CATALOGUE]
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason='issue 24: the judge of round 1 names about one student '
-                   'mutant in four; the new judge must pass this, then drop this mark')
-def test_catalogue_rates_nineteen_in_twenty_lose_points_and_six_in_seven_are_named(
-        mutant_reports, student_mutant_reports):
-    verdicts = catalogue_verdicts(mutant_reports, student_mutant_reports)
-    undetected = [mutant.name for mutant, item in verdicts if item.passed or item.points]
-    unnamed = [mutant.name for mutant, item in verdicts if mutant.words not in item.diagnosis]
-    assert len(undetected) <= 0.05 * len(verdicts), undetected
-    assert len(unnamed) <= 0.15 * len(verdicts), unnamed
+    return grade_all(VARIANTS, tmp_path_factory, 'variants', training=True)
 
 
 @pytest.mark.slow
@@ -180,7 +121,7 @@ def test_catalogue_rates_nineteen_in_twenty_lose_points_and_six_in_seven_are_nam
     pytest.param(variant, id=variant.name, marks=[pytest.mark.xfail(
         strict=True, reason=variant.known_issue)] if variant.known_issue else [])
     for variant in VARIANTS])
-def test_correct_variant_gets_every_point(variant, variant_reports):
+def test_a_correct_variant_gets_every_point(variant, variant_reports):
     lost = {item.id: item.diagnosis for item in variant_reports[variant.name].items
             if not item.passed or item.points != item.max_points}
     assert not lost, lost

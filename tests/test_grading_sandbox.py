@@ -93,7 +93,9 @@ def test_a_fork_bomb_is_stopped_and_leaves_no_process(tmp_path):
         """)
     earlier = set(descendants(os.getpid()))
     report = grade_submission(folder, year=2024, limits=Limits(wall_s=60))
-    assert_lost_with(report, ('fork bomb',))
+    # Stopped by the grader's count, or (as root, first) refused by the kernel's count for
+    # the run's user id: a fork fails with "Resource temporarily unavailable".
+    assert_lost_with(report, ('fork bomb', 'Resource temporarily unavailable'))
     assert set(descendants(os.getpid())) <= earlier, "the bomb left processes behind"
 
 

@@ -18,6 +18,7 @@ for a formula starts with an apostrophe.
 """
 import argparse
 import concurrent.futures
+import contextlib
 import lzma
 import multiprocessing
 import os
@@ -36,7 +37,7 @@ from lab.cli import ReaderSafeStream
 from lab.fileio import atomic_write
 from lab.grading.report import (class_summary, format_class_summary, format_json,
                                 format_text, gradescope_results, write_grades_csv, write_json)
-from lab.grading.sandbox import MAX_SOURCE_BYTES, Limits, bubblewrap_works
+from lab.grading.sandbox import MAX_SOURCE_BYTES, Limits, bubblewrap_works, signals_held
 from lab.grading.template import write_template
 
 STUDENT_FILES = ('modules.py', 'mlp_numpy.py', 'mlp_pytorch.py')
@@ -319,7 +320,7 @@ def grade_batch(folder, out_dir, jobs, year=None, rubric_path=None, limits=None,
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
                                                   initializer=_start_worker)
     try:
-        with _signals_blocked(signal.SIGINT):
+        with signals_held(signal.SIGINT):
             futures = {pool.submit(_grade_in_worker, entry, names[entry], year, rubric_path,
                                    limits): entry for entry in entries}
         for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
@@ -333,7 +334,7 @@ def grade_batch(folder, out_dir, jobs, year=None, rubric_path=None, limits=None,
         _stop_workers(pool)
         raise
     finally:
-        with _signals_blocked(signal.SIGINT, signal.SIGTERM):
+        with signals_held(signal.SIGINT, signal.SIGTERM):
             graded = [reports[entry] for entry in entries if entry in reports]
             write_grades_csv(out_dir / 'grades.csv', [spreadsheet_safe(report)
                                                       for report in graded])
@@ -349,6 +350,9 @@ def _stop_workers(pool, grace_s=1.0):
     """SIGTERM the pool's workers, SIGKILL those still there after ``grace_s``, and drop the
     pool without waiting for its queue (ProcessPoolExecutor has no public way before 3.14)."""
     processes = list(getattr(pool, '_processes', {}).values())
+    manager = getattr(pool, '_executor_manager_thread', None)  # shutdown forgets it
+    with contextlib.suppress(OSError):  # its wake-up pipe may already be closed (3.11)
+        pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
     deadline = time.monotonic() + grace_s
@@ -357,21 +361,13 @@ def _stop_workers(pool, grace_s=1.0):
         if process.exitcode is None:
             process.kill()
             process.join(1.0)
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
-class _signals_blocked:
-    """Hold ``signals`` back in this thread (and in the processes it starts) while inside;
-    one that arrived meanwhile is delivered on leaving."""
-
-    def __init__(self, *signals):
-        self.signals = set(signals)
-
-    def __enter__(self):
-        self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
-
-    def __exit__(self, *exception):
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.previous)
+    # Its manager thread ends once the workers are gone. Python 3.11's exit hook wakes every
+    # such thread without a lock and can write to the pipe the thread is closing (a printed
+    # traceback): this pool is taken off its list, and its thread, ending, is joined by
+    # Python's own shutdown of threads.
+    if manager is not None:
+        manager.join(1.0)
+        concurrent.futures.process._threads_wakeups.pop(manager, None)
 
 
 def build_parser():

@@ -1,4 +1,4 @@
-"""Grade one submission: read its files, run the probes in isolation, judge every item.
+"""Grade one submission: read its files, ask its functions, judge every item.
 
 ``grade_submission(folder)`` is the whole job for one student's folder:
 
@@ -6,22 +6,32 @@
    missing file, a syntax error, a merge-conflict marker, a stray import, a name
    removed in NumPy 2) and for the assignment's year (``ELUModule()`` is 2023's,
    ``ELUModule(alpha)`` 2024's and 2025's);
-2. run ``probes.py`` on the folder through ``sandbox.run_probes``: a process of its
-   own with limits, which sends back data only;
-3. compare that data with the reference, item by item (:mod:`lab.grading.items`).
+2. start the student's processes (:class:`lab.grading.judge.Student`: one where
+   PyTorch cannot be imported for the NumPy part, one for the PyTorch MLP), which
+   only answer calls to the student's own functions;
+3. judge each item of the rubric (:mod:`lab.grading.functions`, :mod:`lab.grading.judge`)
+   on the values asked for, in this process.
 """
 import ast
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lab.grading import items as grading_items
+from lab.grading import spec
+from lab.grading.judge import Student, Verdict, judge
 from lab.grading.rubric import load_rubric
 
-STUDENT_FILES = ('modules.py', 'mlp_numpy.py', 'mlp_pytorch.py')
-DEFAULT_YEAR = 2025
-"""The year assumed when the files do not tell (no ELUModule to read)."""
+PARSING = threading.Lock()
+"""CPython 3.11's parser can fail with a SystemError when threads parse at once (the batch's
+tests grade in threads): one parse at a time."""
+
+
+def parse(source, filename='<unknown>'):
+    with PARSING:
+        return ast.parse(source, filename=filename)
+
 
 MERGE_MARKER = re.compile(r'^(<{7}|>{7})( |$)|^={7}$')
 AUTO_IMPORT_MODULES = {'filecmp', 'turtle', 'tkinter', 'pydoc', 'idlelib', 'this', 'doctest',
@@ -43,7 +53,8 @@ REMOVED_NUMPY_NAMES = {'float_': 'np.float64', 'NaN': 'np.nan', 'Inf': 'np.inf',
 
 @dataclass
 class ItemResult:
-    """One graded item of one submission."""
+    """One graded item of one submission; ``mistake`` a short stable name ('' if passed),
+    ``evidence`` the inputs and values that show it, ``doc`` the section deriving it."""
     id: str
     name: str
     points: float
@@ -51,8 +62,9 @@ class ItemResult:
     passed: bool
     diagnosis: str
     visibility: str = 'visible'
-    group: str = ''
     mistake: str = ''
+    evidence: str = ''
+    doc: str = ''
 
 
 @dataclass
@@ -81,7 +93,7 @@ class Report:
 def file_problems(folder):
     """File-level problems of a submission, one line each, found without running it."""
     problems = []
-    for name in STUDENT_FILES:
+    for name in spec.STUDENT_FILES.values():
         path = Path(folder) / name
         unusable = unusable_file(path)
         if unusable:
@@ -126,7 +138,7 @@ def source_problems(name, source):
                             f'marker lines')
             break
     try:
-        tree = ast.parse(source, filename=name)
+        tree = parse(source, filename=name)
     except SyntaxError as error:
         if not problems:
             problems.append(f'{name} line {error.lineno}: syntax error: {error.msg}')
@@ -174,11 +186,11 @@ def detect_year(folder):
     """
     path = Path(folder) / 'modules.py'
     if unusable_file(path):
-        return DEFAULT_YEAR, 'assumed: modules.py cannot be read'
+        return spec.DEFAULT_YEAR, 'assumed: modules.py cannot be read'
     try:
-        tree = ast.parse(path.read_text(encoding='utf-8'))
+        tree = parse(path.read_text(encoding='utf-8'))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
-        return DEFAULT_YEAR, 'assumed: modules.py cannot be read'
+        return spec.DEFAULT_YEAR, 'assumed: modules.py cannot be read'
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name == 'ELUModule':
             init = next((item for item in node.body if isinstance(item, ast.FunctionDef)
@@ -188,9 +200,9 @@ def detect_year(folder):
             arguments = [argument.arg for argument in init.args.args[1:]]
             arguments += [argument.arg for argument in init.args.kwonlyargs]
             if arguments:
-                return DEFAULT_YEAR, 'detected: ELUModule(alpha), as in 2024 and 2025'
+                return spec.DEFAULT_YEAR, 'detected: ELUModule(alpha), as in 2024 and 2025'
             return 2023, 'detected: ELUModule() takes no alpha'
-    return DEFAULT_YEAR, 'assumed: modules.py defines no ELUModule'
+    return spec.DEFAULT_YEAR, 'assumed: modules.py defines no ELUModule'
 
 
 # -- grading ---------------------------------------------------------------------------------
@@ -208,57 +220,42 @@ def grade_submission(path, year=None, rubric=None, limits=None):
     rubric : Rubric, optional
         ``load_rubric()`` when None.
     limits : sandbox.Limits, optional
-        The sandbox's defaults when None.
+        The sandbox's defaults when None; ``wall_s`` bounds the whole submission.
     """
     from lab.grading import sandbox
     started = time.perf_counter()
     folder = Path(path)
     rubric = load_rubric() if rubric is None else rubric
+    limits = sandbox.Limits() if limits is None else limits
     if year is None:
         year, year_source = detect_year(folder)
     else:
         year_source = 'given'
     problems = file_problems(folder)
-    item_ids = rubric.ids()
-    arguments = ['--only', *grading_items.probes_for(item_ids)]
-    arrays, meta, run_problem = {}, {}, None
-    run = sandbox.run_probes(folder, year, limits=limits, probe_arguments=arguments)
+    needs_torch = any(set(item.graded.files) & set(spec.TORCH_FILES) for item in rubric.items)
+    student = Student(folder, limits, time.monotonic() + limits.wall_s,
+                      torch_soon=needs_torch and (folder / 'mlp_pytorch.py').is_file())
+    verdicts = {}
     try:
-        run_problem = run.problem
-        if run.results_path is not None:
+        student.start()
+        for item in sorted(rubric.items, key=lambda item: bool(
+                set(item.graded.files) & set(spec.TORCH_FILES))):
             try:
-                arrays, meta = sandbox.load_results(run.results_path)
-            except sandbox.ResultsError as error:
-                run_problem = f'its results could not be read: {error}'
+                verdicts[item.id] = judge(item.graded, student, year)
+            except Exception as error:  # the grader's own bug must not pass an item
+                verdicts[item.id] = Verdict(False, f'{item.id}: the grader could not judge '
+                                                   f'the answers ({type(error).__name__}: '
+                                                   f'{error})', 'not judged')
     finally:
-        run.cleanup()
-    if run_problem:
-        problems.append(f'the probe run: {run_problem}')
-    results = grading_items.ProbeResults(arrays, meta, run_problem)
-    for function, note in results.signature_notes().items():
-        problems.append(f'{function}: changed required signature: {note}')
-    verdicts = grading_items.grade_items(item_ids, results,
-                                         grading_items.Reference(year))
+        student.stop()
+    problems += sorted(student.notes)
     report_items = [ItemResult(item.id, item.name, item.points if verdicts[item.id].passed
                                else 0.0, item.points, verdicts[item.id].passed,
                                verdicts[item.id].diagnosis, item.visibility,
-                               item.name.split(':')[0].split('.')[0],
-                               verdicts[item.id].mistake)
+                               verdicts[item.id].mistake, verdicts[item.id].evidence,
+                               verdicts[item.id].doc)
                     for item in rubric.items]
     return Report(items=report_items, total=sum(item.points for item in report_items),
                   max_total=rubric.max_total, year=year, problems=problems,
                   submission=folder.name, elapsed_s=time.perf_counter() - started,
                   year_source=year_source)
-
-
-def format_report(report):
-    """The report as text: one line per item, the diagnosis under each lost point."""
-    lines = [f'{report.submission}: {report.total:g} / {report.max_total:g} points '
-             f'(assignment of {report.year}, {report.year_source})']
-    lines += [f'  problem: {problem}' for problem in report.problems]
-    for item in report.items:
-        mark = 'ok  ' if item.passed else 'LOST'
-        lines.append(f'  {mark} {item.points:g}/{item.max_points:g}  {item.name}')
-        if item.diagnosis:
-            lines.append(f'         {item.diagnosis}')
-    return '\n'.join(lines)

@@ -1,13 +1,14 @@
 """The rubric: which items are graded, their points and their visibility, read from TOML.
 
 Course staff edit ``rubric.toml`` (beside this file) or pass their own file. Each item's
-``id`` names a check of :mod:`lab.grading.items`; the rest is theirs to change.
+``id`` names an item declared in :mod:`lab.grading.functions`; its name and points default
+to what that module declares, and the rest is theirs to change.
 """
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.grading.items import ITEM_CHECKS
+from lab.grading.functions import all_items
 
 DEFAULT_RUBRIC = Path(__file__).with_name('rubric.toml')
 VISIBILITIES = ('visible', 'hidden', 'after_due_date', 'after_published')
@@ -20,11 +21,13 @@ class RubricError(ValueError):
 
 @dataclass(frozen=True)
 class RubricItem:
-    """One graded item: the check's id, its name in reports, points and visibility."""
+    """One graded item: its id, its name in reports, points, visibility, and the
+    :class:`lab.grading.judge.Item` that grades it."""
     id: str
     name: str
     points: float
     visibility: str = 'visible'
+    graded: object = None
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,17 @@ class Rubric:
     def ids(self):
         return [item.id for item in self.items]
 
+    def subset(self, ids):
+        """The rubric of the items ``ids`` only, in this rubric's order."""
+        unknown = set(ids) - set(self.ids())
+        if unknown:
+            raise RubricError(f'no items {sorted(unknown)} in this rubric')
+        return Rubric(tuple(item for item in self.items if item.id in set(ids)))
 
-def load_rubric(path=None):
-    """Read a rubric TOML file (the default one when ``path`` is None).
+
+def load_rubric(path=None, functions='lab.grading.functions'):
+    """Read a rubric TOML file (the default one when ``path`` is None) whose ids are the
+    items declared in the package ``functions``.
 
     Raises
     ------
@@ -61,22 +72,22 @@ def load_rubric(path=None):
     if not isinstance(entries, list) or not entries:
         raise RubricError(f'rubric file {path} has no [[item]] tables; see '
                           f'{DEFAULT_RUBRIC.name} for the format')
-    items, seen = [], set()
+    items, seen, known = [], set(), all_items(functions)
     for number, entry in enumerate(entries, start=1):
-        items.append(_item(entry, number, path, seen))
+        items.append(_item(entry, number, path, seen, known))
     return Rubric(tuple(items))
 
 
-def _item(entry, number, path, seen):
+def _item(entry, number, path, seen, known):
     item_id = entry.get('id')
     where = f'rubric file {path}, item {number}'
-    if item_id not in ITEM_CHECKS:
+    if item_id not in known:
         raise RubricError(f'{where}: unknown id {item_id!r}; known ids: '
-                          f'{", ".join(ITEM_CHECKS)}')
+                          f'{", ".join(known)}')
     if item_id in seen:
         raise RubricError(f'{where}: id {item_id!r} appears twice; keep one')
     seen.add(item_id)
-    points = entry.get('points', 1)
+    points = entry.get('points', known[item_id].points)
     if isinstance(points, bool) or not isinstance(points, (int, float)) or points < 0:
         raise RubricError(f'{where} ({item_id}): points must be a number >= 0, got {points!r}')
     visibility = entry.get('visibility', 'visible')
@@ -87,4 +98,5 @@ def _item(entry, number, path, seen):
     if unknown:
         raise RubricError(f'{where} ({item_id}): unknown keys {sorted(unknown)}; an item has '
                           f'id, name, points and visibility')
-    return RubricItem(item_id, str(entry.get('name', item_id)), float(points), visibility)
+    return RubricItem(item_id, str(entry.get('name', known[item_id].name)), float(points),
+                      visibility, known[item_id])

@@ -1,9 +1,9 @@
 """Running a student's code in a process of its own, with limits, and reading back only data.
 
-The grader never imports a submission. ``run_probes`` copies the submission's
-``.py`` files into a fresh run folder, copies ``probes.py`` beside them and runs
-it in a new Python process (``launch``, the one way this module starts student
-code) that:
+The grader never imports a submission. ``StudentSession`` (and ``run_isolated``,
+for a script that runs to its end) copies the submission's ``.py`` files into a
+fresh run folder and runs the student-side server beside them in a new Python
+process (``start_process``, the one way this module starts student code) that:
 
 * starts with ``python -I -B`` from the copy: neither this repository nor the
   current folder is on its import path, and ``PYTHON*`` variables are ignored;
@@ -32,21 +32,23 @@ runs in namespaces of its own: no network, its own process IDs (all of them die
 with it), its own ``/dev/shm`` and ``/tmp``, and a file system holding only the
 Python runtime, the system libraries and the run folder.
 
-What comes back is data: an ``.npz`` file, read with ``allow_pickle=False``
-and checked by ``load_results``, and the tails of stdout and stderr. The
-verdicts are computed from that data in the grader's process, so nothing the
-student's code does to its own process (patching NumPy, exiting early) can
-change them.
+What comes back is the values the student's functions return, over a private
+pipe, each answer checked against the wire's limits (:mod:`lab.grading.spec`);
+of stdout and stderr only the tails are kept. The verdicts are computed from
+those values in the grader's process, so nothing the student's code does to
+its own process (patching NumPy, exiting early) can change them.
 """
 import contextlib
 import ctypes
 import fcntl
 import functools
+import importlib.util
 import json
 import math
 import os
 import pwd
 import resource
+import select
 import shutil
 import signal
 import stat
@@ -63,7 +65,6 @@ from pathlib import Path
 import numpy as np
 
 GiB, MiB = 2 ** 30, 2 ** 20
-PROBES_SCRIPT = Path(__file__).with_name('probes.py')
 MAX_SOURCE_BYTES = MiB
 """A student's .py file larger than this is neither copied nor read (no real solution comes
 close: ours are under 40 kB); the report says so."""
@@ -73,6 +74,8 @@ POLL_SECONDS = 0.05
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
 MNT_DETACH, CLONE_NEWNS = 2, 0x00020000
+EXIT_GRACE_SECONDS = 1.0
+"""How long a student process that closed its answer pipe has to end, before it is stopped."""
 RUN_MARK = 'GRADING_RUN'
 """The environment variable that marks every process of one run."""
 STUDENT_UIDS = range(61184, 65520)
@@ -126,45 +129,6 @@ class Limits:
     sandbox: bool | None = None
 
 
-@dataclass
-class ProbeRun:
-    """How a run of ``probes.py`` on a submission ended, and where its results are.
-
-    Attributes
-    ----------
-    returncode : int or None
-        The exit status; negative for a signal, None if it could not start.
-    timed_out : bool
-        Whether the wall-clock limit stopped it.
-    stdout_tail, stderr_tail : str
-        The last characters of what it printed.
-    results_path : Path or None
-        The results file, when the run wrote one (possibly before it failed).
-    elapsed_s : float
-        Wall-clock seconds of the run.
-    problem : str or None
-        One line saying why the run ended abnormally, ready to stand in a
-        diagnosis; None when it ended normally.
-    out_of_memory : bool
-        Whether the run met its memory limit (the kernel's verdict, not its text).
-    """
-    returncode: int | None
-    timed_out: bool
-    stdout_tail: str
-    stderr_tail: str
-    results_path: Path | None
-    elapsed_s: float
-    problem: str | None = None
-    out_of_memory: bool = False
-    work_dir: Path | None = field(default=None, repr=False)
-    owns_work_dir: bool = field(default=False, repr=False)
-
-    def cleanup(self):
-        """Remove the temporary folder of the run, if ``run_probes`` made it."""
-        if self.owns_work_dir and self.work_dir is not None:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-
-
 class ResultsError(ValueError):
     """A results file that is not what ``probes.py`` writes."""
 
@@ -183,9 +147,11 @@ def bubblewrap_works():
     user = StudentUser.allocate() if os.getuid() == 0 else None
     try:
         command = [*sandbox_command(Path(tempfile.gettempdir())), '/bin/true']
-        return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=30,
-                              preexec_fn=_limit_resources(Limits(), None, user)).returncode == 0
+        with signals_held(signal.SIGINT, signal.SIGTERM):  # none may land in the fork's hooks
+            return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=30,
+                                  preexec_fn=_limit_resources(Limits(), None, user)
+                                  ).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
     finally:
@@ -383,7 +349,8 @@ class RunCgroup:
     @classmethod
     def _create_v1(cls, name, memory_bytes, max_tasks):
         memory, pids = cls.ROOT / 'memory', cls.ROOT / 'pids'
-        if not (memory / 'memory.limit_in_bytes').is_file() or not (pids / 'cgroup.procs').is_file():
+        if not ((memory / 'memory.limit_in_bytes').is_file()
+                and (pids / 'cgroup.procs').is_file()):
             return None
         group = cls([memory / name, pids / name], 1)
         try:
@@ -396,6 +363,14 @@ class RunCgroup:
             group.remove()
             raise
         return group
+
+    @classmethod
+    def remove_leftovers(cls, uid):
+        """Remove the groups an earlier run of user id ``uid`` left behind (its grader was
+        killed while undoing it); the caller holds the lock of ``uid``, so none is in use."""
+        for hierarchy in (cls.ROOT, cls.ROOT / 'memory', cls.ROOT / 'pids'):
+            for folder in hierarchy.glob(f'grading-{uid}-*'):
+                cls([folder], 2 if hierarchy == cls.ROOT else 1).remove()
 
     def _write(self, name, value, optional=False):
         for folder in self.folders:
@@ -556,10 +531,11 @@ class RunSetup:
 
 
 @contextlib.contextmanager
-def prepared_run(script, sources, limits, work_dir):
+def prepared_run(script, sources, limits, work_dir, runner_files=None):
     """Prepare a run of ``script`` on a copy of ``sources`` in ``work_dir``; yield its
     ``RunSetup``; on leaving, whatever happened, kill every process of the run and undo it
     all (the user id, the control group, the files it left in shared folders, the mount).
+    ``runner_files`` ({name: path}) are copied beside the script (modules it imports).
 
     As root the run gets a user id of its own, its run folder is readable by that id alone
     (subfolders of mode 700 in a folder of mode 711), and, where the kernel allows, a tmpfs
@@ -573,6 +549,7 @@ def prepared_run(script, sources, limits, work_dir):
         if user is not None:
             mounted = _mount_tmpfs(work_dir, limits.disk_bytes)
             os.chmod(work_dir, 0o711)
+            RunCgroup.remove_leftovers(user.uid)
             cgroup = RunCgroup.create(f'grading-{user.uid}-{os.getpid()}', limits.memory_bytes,
                                       4 * limits.max_processes)
         owner = user.uid if user is not None else os.getuid()
@@ -583,21 +560,23 @@ def prepared_run(script, sources, limits, work_dir):
                 'submission', 'home', 'tmp', 'results'))]:
             os.chown(path, owner, owner, follow_symlinks=False)
         (work_dir / 'runner').mkdir(mode=0o755, exist_ok=True)
+        for name, path in {Path(script).name: script, **(runner_files or {})}.items():
+            shutil.copyfile(path, work_dir / 'runner' / name)
+            os.chmod(work_dir / 'runner' / name, 0o644)
         runner = work_dir / 'runner' / Path(script).name
-        shutil.copyfile(script, runner)
-        os.chmod(runner, 0o644)
         yield RunSetup(work_dir, runner, limits, user, cgroup, sandboxed, mounted)
     finally:
-        if cgroup is not None:
-            cgroup.remove()
-        if user is not None:
-            _kill_user(user.uid)
-            if not sandboxed:
-                _remove_files_of(user.uid)
-        if mounted:
-            _keep_results_and_unmount(work_dir)
-        if user is not None:
-            user.release()
+        with signals_held(signal.SIGINT, signal.SIGTERM):  # Ctrl-C must not leave half of it
+            if cgroup is not None:
+                cgroup.remove()
+            if user is not None:
+                _kill_user(user.uid)
+                if not sandboxed:
+                    _remove_files_of(user.uid)
+            if mounted:
+                _keep_results_and_unmount(work_dir)
+            if user is not None:
+                user.release()
 
 
 def _keep_results_and_unmount(work_dir):
@@ -648,6 +627,7 @@ def _limit_resources(limits, task_limit, user=None, cgroup=None, extra_folders=(
     hidden = _walls_in_the_way([*runtime_folders(), *extra_folders]) if user else []
 
     def apply():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         os.setsid()
         if cgroup is not None:
             cgroup.join()
@@ -665,10 +645,26 @@ def _limit_resources(limits, task_limit, user=None, cgroup=None, extra_folders=(
         elif task_limit is not None:
             resource.setrlimit(resource.RLIMIT_NPROC, (task_limit, task_limit))
         os.umask(0o077)
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if hasattr(_LIBC, 'prctl'):  # Linux; elsewhere the kill after the run is all there is
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the grader died before the signal was set
             os._exit(1)
     return apply
+
+
+class signals_held:
+    """Hold ``signals`` back in this thread (and in the processes it starts) while inside;
+    one that arrived meanwhile is delivered on leaving. For work that must not be cut
+    short: undoing a run, writing the outputs."""
+
+    def __init__(self, *signals):
+        self.signals = set(signals)
+
+    def __enter__(self):
+        self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
+
+    def __exit__(self, *exception):
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.previous)
 
 
 def _become_subreaper():
@@ -868,30 +864,41 @@ def sandbox_command(work_dir, limits=None):
     return command + ['--bind', str(work_dir), str(work_dir)]
 
 
-def start_process(setup, arguments, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE):
+def start_process(setup, arguments, pass_fds=(), hidden_folders=()):
     """Start ``python -I -B`` on the run's script with ``arguments``, behind every wall of
     ``setup``: the one way student code is started.
 
+    Its stdin is nothing and its stdout and stderr are pipes (never this process's own);
+    ``pass_fds`` are more file descriptors it keeps (the pipes of a protocol). Under
+    bubblewrap each of ``hidden_folders`` is an empty folder.
+
     Returns the ``Popen``, with ``run_mark``, ``seen``, ``user`` and ``cgroup`` set for
-    ``_kill_all``. Its stderr is a pipe; stdin and stdout are what is given (never this
-    process's own: the defaults are nothing and a pipe).
+    ``_kill_all``.
     """
     work_dir, limits = setup.work_dir, setup.limits
     command = [sys.executable, '-I', '-B', str(setup.runner), *map(str, arguments)]
     if setup.sandboxed:
-        command = [*sandbox_command(work_dir, limits), '--chdir', str(work_dir / 'submission'),
-                   *command]
+        hidden = [argument for folder in hidden_folders for argument in ('--tmpfs', str(folder))]
+        command = [*sandbox_command(work_dir, limits), *hidden, '--chdir',
+                   str(work_dir / 'submission'), *command]
     task_limit = None if setup.user is not None else (
         _user_task_count() + 4 * limits.max_processes)
     _become_subreaper()
-    run_mark = f'{os.getpid()}-{time.monotonic_ns()}'
-    process = subprocess.Popen(command, cwd=work_dir / 'submission', stdin=stdin,
-                               stdout=stdout, stderr=subprocess.PIPE,
-                               env=scrubbed_environment(work_dir, run_mark),
-                               preexec_fn=_limit_resources(limits, task_limit, setup.user,
-                                                           setup.cgroup, [work_dir.resolve()]))
-    process.run_mark, process.seen = run_mark, {}
-    process.user, process.cgroup = setup.user, setup.cgroup
+    run_mark, process = f'{os.getpid()}-{time.monotonic_ns()}', None
+    try:
+        with signals_held(signal.SIGINT, signal.SIGTERM):  # none may land in the fork's hooks
+            process = subprocess.Popen(
+                command, cwd=work_dir / 'submission', stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds,
+                env=scrubbed_environment(work_dir, run_mark),
+                preexec_fn=_limit_resources(limits, task_limit, setup.user, setup.cgroup,
+                                            [work_dir.resolve()]))
+            process.run_mark, process.seen = run_mark, {}
+            process.user, process.cgroup = setup.user, setup.cgroup
+    except BaseException:  # Ctrl-C or SIGTERM held during the start lands here, on leaving
+        if process is not None:
+            _kill_all(process)
+        raise
     return process
 
 
@@ -910,8 +917,8 @@ def run_isolated(script, arguments, sources, limits, work_dir):
     with prepared_run(script, sources, limits, work_dir) as setup:
         started = time.monotonic()
         process = start_process(setup, arguments)
-        _ACTIVE_RUNS.add(process.pid)
         try:
+            _ACTIVE_RUNS.add(process.pid)
             return _supervise(process, limits, started)
         except BaseException:  # Ctrl-C or SIGTERM while it runs: it must not outlive us
             _kill_all(process)
@@ -933,11 +940,8 @@ def _supervise(process, limits, started):
     elapsed = time.monotonic() - started
     returncode = process.returncode
     out_of_memory = process.cgroup is not None and process.cgroup.out_of_memory()
-    if problem is None and out_of_memory:
-        problem = (f"ran out of memory: its processes together may use "
-                   f"{limits.memory_bytes / GiB:g} GiB: stopped")
     if problem is None:
-        problem = _exit_problem(returncode, limits)
+        problem = ended_problem(returncode, readers[1].text(), limits, process.cgroup)
     return dict(returncode=returncode, timed_out=timed_out, stdout_tail=readers[0].text(),
                 stderr_tail=readers[1].text(), elapsed_s=elapsed, problem=problem,
                 out_of_memory=out_of_memory)
@@ -967,6 +971,19 @@ def _watch(process, counter, limits, started):
     return None, False
 
 
+def ended_problem(returncode, stderr, limits, cgroup=None):
+    """One line for a process that ended by itself but not well, None for a clean exit:
+    decided from its exit status and the kernel's records, never from its text alone (a
+    process that prints "MemoryError" and exits 0 did not run out of memory)."""
+    if cgroup is not None and cgroup.out_of_memory():
+        return (f"ran out of memory: its processes together may use "
+                f"{limits.memory_bytes / GiB:g} GiB: stopped")
+    if returncode not in (0, None) and _ends_with_memory_error(stderr):
+        return (f"ran out of memory: the limit is {limits.memory_bytes / GiB:g} GiB of "
+                f"address space")
+    return _exit_problem(returncode, limits)
+
+
 def _exit_problem(returncode, limits):
     """One line for a process that ended by itself but not well; None for a clean exit."""
     if returncode == -signal.SIGXCPU:
@@ -977,47 +994,6 @@ def _exit_problem(returncode, limits):
     if returncode is not None and returncode < 0:
         return f"killed by signal {signal.Signals(-returncode).name}"
     return None
-
-
-def run_probes(submission_dir, year, limits=None, work_dir=None, probe_arguments=()):
-    """Run ``probes.py`` on a copy of the submission in ``submission_dir``, isolated.
-
-    Parameters
-    ----------
-    submission_dir : str or Path
-        A folder with the student's ``.py`` files; it is only read.
-    year : int
-        The assignment's year the probes use.
-    limits : Limits, optional
-        ``Limits()`` when None.
-    work_dir : str or Path, optional
-        An empty folder for the run's files; the caller removes it. When None
-        a temporary folder is made, and ``ProbeRun.cleanup()`` removes it.
-    probe_arguments : sequence of str
-        More arguments for ``probes.py``.
-
-    Returns
-    -------
-    ProbeRun
-    """
-    limits = Limits() if limits is None else limits
-    owns_work_dir = work_dir is None
-    work_dir = Path(tempfile.mkdtemp(prefix='grading-') if owns_work_dir else work_dir)
-    results = work_dir / 'results' / 'probes.npz'
-    arguments = ['--submission', work_dir / 'submission', '--out', results,
-                 '--year', year, *probe_arguments]
-    outcome = run_isolated(PROBES_SCRIPT, arguments, submission_dir, limits, work_dir)
-    written = results.is_file() and not results.is_symlink()
-    if outcome['problem'] is None and not written:
-        if outcome['returncode'] != 0 and _ends_with_memory_error(outcome['stderr_tail']):
-            outcome['problem'] = (f"ran out of memory: the limit is "
-                                  f"{limits.memory_bytes / GiB:g} GiB of address space")
-        else:
-            outcome['problem'] = (f"the process ended (exit code {outcome['returncode']}) "
-                                  f"without writing its results: does the code call "
-                                  f"sys.exit or os._exit when it is imported?")
-    return ProbeRun(results_path=results if written else None, work_dir=work_dir,
-                    owns_work_dir=owns_work_dir, **outcome)
 
 
 def _ends_with_memory_error(stderr):
@@ -1116,3 +1092,186 @@ def _meta_of(value):
     if not isinstance(meta, dict):
         raise ResultsError(f"__meta__ is a JSON {type(meta).__name__}, not an object")
     return meta
+
+
+# -- a live student process that answers calls -----------------------------------------------
+
+SERVER_SCRIPT = Path(__file__).with_name('student_server.py')
+SPEC_MODULE = Path(__file__).with_name('spec.py')
+
+
+class SessionEnded(RuntimeError):
+    """The student's process is gone or was stopped; the message says why, in one line."""
+
+
+class StudentSession:
+    """The student's process, started like ``run_isolated``'s, answering calls over a pipe.
+
+    The requests go through a private pipe and the answers come back through another
+    (the process's stdout and stderr are only counted and kept as tails, as in
+    ``run_isolated``). A watcher thread stops the process at the wall-clock deadline,
+    at the output cap or at the process cap; ``stop`` kills it and everything it started.
+
+    Parameters
+    ----------
+    sources : Path
+        The submission's folder (only read: its ``.py`` files are copied).
+    limits : Limits
+    deadline : float
+        ``time.monotonic()`` at which the run of the whole submission must end.
+    numpy_only : bool
+        Start the NumPy process: PyTorch cannot be imported in it (under bubblewrap
+        its folder is not even there).
+    """
+
+    def __init__(self, sources, limits, deadline, numpy_only):
+        from lab.grading import spec
+        self.spec, self.limits, self.deadline = spec, limits, deadline
+        self.work_dir = Path(tempfile.mkdtemp(prefix='grading-'))
+        self.problem = None
+        self.run = contextlib.ExitStack()  # the run's walls, undone by ``stop``
+        hidden = []
+        torch_spec = importlib.util.find_spec('torch') if numpy_only else None
+        if torch_spec is not None:
+            hidden = list(torch_spec.submodule_search_locations or [])
+        try:
+            self.setup = self.run.enter_context(prepared_run(
+                SERVER_SCRIPT, sources, limits, self.work_dir,
+                runner_files={'grading_spec.py': SPEC_MODULE}))
+            request_read, self.request_fd = os.pipe()
+            self.answer_fd, answer_write = os.pipe()
+            arguments = [request_read, answer_write, self.work_dir / 'submission',
+                         *(['--numpy-only'] if numpy_only else [])]
+            try:
+                self.process = start_process(self.setup, arguments,
+                                             pass_fds=(request_read, answer_write),
+                                             hidden_folders=hidden)
+            finally:
+                os.close(request_read)
+                os.close(answer_write)
+            _ACTIVE_RUNS.add(self.process.pid)
+            self.counter = ByteCounter()
+            self.readers = [BoundedReader(self.process.stdout, self.counter),
+                            BoundedReader(self.process.stderr, self.counter)]
+            for reader in self.readers:
+                reader.start()
+            self.stopped = threading.Event()
+            self.watcher = threading.Thread(target=self._watch, daemon=True)
+            self.watcher.start()
+        except BaseException:  # Ctrl-C or SIGTERM while it starts: nothing may outlive it
+            if getattr(self, 'process', None) is not None:
+                _kill_all(self.process)
+                _ACTIVE_RUNS.discard(self.process.pid)
+            self.run.close()
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            raise
+
+    def _watch(self):
+        next_count = 0.0
+        while not self.stopped.wait(POLL_SECONDS):
+            if self.process.poll() is not None:
+                return
+            now = time.monotonic()
+            if now > self.deadline:
+                self._end(f"stopped after {self.limits.wall_s:g} s of wall-clock time (an "
+                          f"endless loop, or code far too slow?)")
+            elif self.counter.total > self.limits.output_bytes:
+                self._end(f"printed more than {self.limits.output_bytes / MiB:g} MiB, the "
+                          f"limit: stopped (print less, or not in a loop)")
+            elif now >= next_count:
+                next_count = now + 0.2
+                tree = _run_tree(self.process)
+                _remember(self.process, tree)
+                if len(tree) + 1 > self.limits.max_processes:
+                    self._end(f"started more than {self.limits.max_processes} processes at "
+                              f"once (a fork bomb?): stopped")
+
+    def _end(self, problem):
+        if self.problem is None:
+            self.problem = problem
+        _kill_all(self.process)
+
+    @property
+    def alive(self):
+        return self.problem is None and self.process.poll() is None
+
+    def call(self, op, seconds, **args):
+        """Send one request; return the answer's value (the wire's checks passed).
+
+        Raises
+        ------
+        SessionEnded
+            The process was stopped, died, broke the protocol, or did not answer within
+            ``seconds`` plus a grace (it is then stopped): the message says which.
+        """
+        if not self.alive:
+            raise SessionEnded(self.why_ended())
+        header, blobs = self.spec.pack({'op': op, 'seconds': seconds, 'args': args})
+        try:
+            for part in (header, *blobs):
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(self.request_fd, view):]
+        except OSError:
+            self._end(None)
+            raise SessionEnded(self.why_ended()) from None
+        until = min(time.monotonic() + seconds + self.spec.GRACE_SECONDS, self.deadline + 1)
+
+        def read(count):
+            while True:
+                left = until - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                ready, _, _ = select.select([self.answer_fd], [], [], min(left, 0.5))
+                if ready:
+                    return os.read(self.answer_fd, count)
+                if self.process.poll() is not None or self.problem is not None:
+                    return b''
+        try:
+            return self.spec.unpack(read)
+        except TimeoutError:
+            if time.monotonic() >= self.deadline:
+                self._end(f"stopped after {self.limits.wall_s:g} s of wall-clock time (an "
+                          f"endless loop, or code far too slow?)")
+            else:
+                self._end(f"a call ran past its time budget of {seconds:g} s and ignored "
+                          f"the alarm: stopped (an infinite loop?)")
+        except self.spec.WireError as error:
+            if self.problem is None and not self._exits_within(EXIT_GRACE_SECONDS):
+                self._end(f"its answers could not be read: {error}")
+        raise SessionEnded(self.why_ended())
+
+    def _exits_within(self, seconds):
+        """Whether the process ends within ``seconds``: one that closed its pipe as it exited
+        (under bubblewrap its exit reaches this process a moment later) is not a forger."""
+        try:
+            self.process.wait(timeout=seconds)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def why_ended(self):
+        """One line: why the process no longer answers."""
+        if self.problem:
+            return self.problem
+        self.process.wait(timeout=5)
+        returncode = self.process.returncode
+        return ended_problem(returncode, self.readers[1].text(), self.limits,
+                             self.setup.cgroup) or (
+            f"the process ended (exit code {returncode}) without answering: does the code "
+            f"call sys.exit or os._exit when it is imported?")
+
+    def stop(self):
+        """Kill the process and all it started; remove its folder."""
+        self.stopped.set()
+        try:
+            _kill_all(self.process)
+        finally:
+            _ACTIVE_RUNS.discard(self.process.pid)
+            for fd in (self.request_fd, self.answer_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            for reader in self.readers:
+                reader.join(timeout=5)
+            self.run.close()
+            shutil.rmtree(self.work_dir, ignore_errors=True)
