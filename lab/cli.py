@@ -13,7 +13,7 @@ import sys
 
 from lab.checkpoints import CheckpointError, read_checkpoint
 from lab.downloads import CorruptDataError, DownloadError
-from lab.datasets import DATASETS, dataset_shape
+from lab.datasets import DATASETS, DataDirError, data_source, dataset_shape
 from lab.fileio import LinkOutOfFolderError, Terminated
 from lab.settings import NOT_SETTINGS, ConfigurationError
 from lab.threads import first_layer_product, print_thread_policy
@@ -287,8 +287,11 @@ def run_command_line(parser, train, files, argv=None):
         n_inputs, n_classes, _ = dataset_shape(args.dataset)
         print_thread_policy(threads, first_layer_product(args.batch_size, n_inputs,
                                                          args.hidden_dims, n_classes))
+        data_line = data_source(args.dataset, args.data_dir)
+        if data_line:
+            print(data_line, flush=True)
         train(**vars(args))
-    except (ConfigurationError, CheckpointError) as error:
+    except (ConfigurationError, CheckpointError, DataDirError) as error:
         parser.error(str(error))
     except LinkOutOfFolderError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
