@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from lab.downloads import CorruptDataError
-from lab.cli import seed
+from lab.cli import ArgumentParser, seed
 from lab.fileio import save_json
 from lab.studies.activations import activations
 from lab.studies.architectures import architectures
@@ -114,7 +114,7 @@ def build_parser():
     common.add_argument('--data_dir', default='data/',
                         help='folder searched for Fashion-MNIST before '
                              '/usr/share/datasets/fashion-mnist (default: data/)')
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     subparsers = parser.add_subparsers(dest='study', required=True, metavar='STUDY',
                                        help=f'one of {", ".join(STUDIES)}, or all')

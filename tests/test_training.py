@@ -190,3 +190,18 @@ def test_resume_refuses_other_settings(tmp_path):
     with pytest.raises(ValueError, match=r"--resume continues a run in its own folder"):
         train_mlp_numpy.train([8], 0.1, 32, 2, 0, out_dir=str(tmp_path),
                               resume=str(checkpoint), **SPIRAL)
+
+
+@pytest.mark.parametrize('script, arguments, expected', [
+    ('train_mlp_numpy', ['--hiden_dims', '64'], '--hiden_dims (did you mean --hidden_dims?) 64'),
+    ('train_mlp_pytorch', ['--use_batchnorm'], '--use_batchnorm (did you mean --use_batch_norm?)'),
+    ('benchmark', ['train', '--main_jobs_only'], '--main_jobs_only (did you mean --main_job_only?)'),
+    ('experiments', ['lr_sweep', '--quik'], '--quik (did you mean --quick?)'),
+])
+def test_a_mistyped_flag_gets_the_nearest_flag_suggested(script, arguments, expected, capsys):
+    import importlib
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(script).main(arguments)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"error: unrecognized arguments: {expected}")
