@@ -233,8 +233,9 @@ def _locate_idx_files(image_set, data_dir, other_folders=()):
     """Return the paths of the four IDX files of `image_set`.
 
     Looks in `data_dir`/<folder>/raw (torchvision's layout, plain or gzipped),
-    then in each of `other_folders`; the first folder holding all four wins. Otherwise the files missing from `data_dir`/<folder>/raw
-    are downloaded there, with an md5 check.
+    then in each of `other_folders`; the first folder holding all four wins.
+    Otherwise the files missing from `data_dir`/<folder>/raw are downloaded
+    there, with an md5 check.
 
     Raises
     ------

@@ -205,3 +205,22 @@ def test_a_mistyped_flag_gets_the_nearest_flag_suggested(script, arguments, expe
     assert stopped.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].endswith(
         f"error: unrecognized arguments: {expected}")
+
+
+WITHOUT_TQDM = """
+import runpy, sys
+sys.modules['tqdm'] = None  # as if it were not installed: importing it fails, find_spec is None
+sys.argv = [sys.argv[1], '--help']
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+@pytest.mark.parametrize('script', ['train_mlp_numpy.py', 'benchmark.py', 'experiments.py',
+                                    'grade.py'])
+def test_a_script_outside_the_environment_says_so_in_one_line(script):
+    result = subprocess.run([sys.executable, '-c', WITHOUT_TQDM, script], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr == (f"error: {sys.executable} lacks tqdm: activate the project's "
+                             f"environment (source .venv/bin/activate) or install the "
+                             f"requirements (pip install -r requirements-lock.txt)\n")
