@@ -54,8 +54,13 @@ from lab.cli import ArgumentParser, ReaderSafeStream
 from lab.downloads import CorruptDataError
 
 
+DURATIONS = ("The durations given are those of a quiet 2-core AMD EPYC (2026-11-30, "
+             "docs/speed.md); other programs running beside a benchmark can make it take "
+             "several times as long, and its numbers are then not comparable.")
+
+
 def main(argv=None):
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0], epilog=DURATIONS)
     subcommands = parser.add_subparsers(title='benchmarks', dest='benchmark', required=True,
                                         metavar='{train,table,levers,data,grading,contention}')
     add_train_commands(subcommands)

@@ -319,7 +319,8 @@ def print_levers(results, args):
 
 def add_levers_commands(subcommands):
     parser = subcommands.add_parser(
-        'levers', help='time the speed-ups tried and not kept, against what the code does')
+        'levers', help='time the speed-ups tried and not kept, against what the code does '
+                       '(about 2 minutes)')
     add_levers_flags(parser)
     parser.add_argument('--json', default='results/benchmark_levers.json',
                         help='where to write the numbers (default: results/benchmark_levers.json)')
