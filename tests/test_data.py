@@ -1009,3 +1009,26 @@ def test_the_debian_folder_without_its_data_set_is_refused_before_any_download(d
         f"or give the --data_dir that holds {'CIFAR-10' if dataset == 'cifar10' else 'MNIST'}")
     assert sorted(os.listdir(data_utils.DEBIAN_FASHION_MNIST_DIR)) == sorted(
         f'{name}.gz' for name in data_utils.IDX_FILES)
+
+
+@pytest.mark.skipif(not hasattr(np._core.multiarray, '_set_madvise_hugepage'),
+                    reason="this NumPy has no switch for its huge-page advice")
+def test_the_splits_are_made_in_ordinary_pages_and_the_advice_is_restored():
+    from lab.loaders import make_splits
+    switch = np._core.multiarray._set_madvise_hugepage
+    advice_while_transforming = []
+
+    def transform(raw_images):
+        advice = switch(False)  # returns the advice in force, which is then put back
+        switch(advice)
+        advice_while_transforming.append(advice)
+        return raw_images.astype(np.float32)
+    previous = switch(True)
+    try:
+        splits = make_splits(np.arange(10, dtype=np.uint8), np.arange(10), np.arange(4),
+                             np.arange(4), ['a'], np.arange(10)[::-1], 3, transform=transform)
+        assert switch(True) is True
+    finally:
+        switch(previous)
+    assert advice_while_transforming == [False, False]
+    assert splits['validation'].images.tolist() == [2, 1, 0]
