@@ -54,8 +54,8 @@ from lab.cli import ArgumentParser, ReaderSafeStream
 from lab.downloads import CorruptDataError
 
 
-DURATIONS = ("The durations given are those of a quiet 2-core AMD EPYC (2026-11-30, "
-             "docs/speed.md); other programs running beside a benchmark can make it take "
+DURATIONS = ("Durations are those of a 2-core AMD EPYC, quiet unless the line says "
+             "otherwise (docs/speed.md); other programs running beside a benchmark can make it take "
              "several times as long, and its numbers are then not comparable.")
 
 
