@@ -42,7 +42,6 @@ training batches from our loader against torch's DataLoader over a
 TensorDataset. Without data/cifar-10-batches-py it writes random images of the
 real size and format (50 000 + 10 000) to a temporary folder and loads those.
 """
-import argparse
 import sys
 
 from lab.benchmark.common import BATCH_SIZE, SHAPES, WorkerError, check_output_file
@@ -51,12 +50,17 @@ from lab.benchmark.data import add_data_command
 from lab.benchmark.grading import add_grading_command
 from lab.benchmark.levers import add_levers_commands
 from lab.benchmark.train import add_train_commands
-from lab.cli import ReaderSafeStream
+from lab.cli import ArgumentParser, ReaderSafeStream
 from lab.downloads import CorruptDataError
 
 
+DURATIONS = ("Durations are those of a 2-core AMD EPYC, quiet unless the line says "
+             "otherwise (docs/speed.md); other programs running beside a benchmark can make it take "
+             "several times as long, and its numbers are then not comparable.")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0], epilog=DURATIONS)
     subcommands = parser.add_subparsers(title='benchmarks', dest='benchmark', required=True,
                                         metavar='{train,table,levers,data,grading,contention}')
     add_train_commands(subcommands)

@@ -9,14 +9,13 @@ test accuracy is reported. Curves, a JSON summary, the best weights and a
 checkpoint are written to a folder named after the settings under
 ``--out_dir``. This script imports NumPy only, never PyTorch.
 """
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
 from lab.checkpoints import NumpyFiles, RandomStates
-from lab.cli import add_common_arguments, run_command_line
+from lab.cli import ArgumentParser, add_common_arguments, run_command_line
 from lab.datasets import get_dataloader, get_dataset
 from mlp_numpy import MLP
 from modules import ACTIVATIONS, SoftmaxCrossEntropyModule
@@ -189,7 +188,7 @@ def load_model(run_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Train the NumPy MLP (hand-written backpropagation) and test the "
                     "model that is best on validation.")
     add_common_arguments(parser, activations=ACTIVATIONS)

@@ -8,7 +8,6 @@ Same outputs as ``train_mlp_numpy.py``: the model best on validation is kept
 and tested; curves, a JSON summary, the best ``state_dict`` and a checkpoint go
 to a folder named after the settings under ``--out_dir``.
 """
-import argparse
 import json
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from lab.checkpoints import RandomStates, TorchFiles
-from lab.cli import add_common_arguments, run_command_line
+from lab.cli import ArgumentParser, add_common_arguments, run_command_line
 from lab.datasets import get_dataloader, get_dataset
 from mlp_pytorch import ACTIVATIONS, MLP
 from lab.runs import TrainingRun
@@ -195,7 +194,7 @@ def load_model(run_dir, device='cpu'):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Train the PyTorch MLP (autograd) and test the model that is best "
                     "on validation.")
     add_common_arguments(parser, activations=ACTIVATIONS)

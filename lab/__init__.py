@@ -14,3 +14,16 @@ package holds the rest, one concern per module, imports flowing one way:
 - top: ``studies`` (the experiments), ``benchmark`` and ``grading``, each used
   by an entry-point script at the root.
 """
+import importlib.util
+import sys
+
+REQUIRED_PACKAGES = ('numpy', 'tqdm', 'threadpoolctl')
+"""What every script needs before its first line of work (matplotlib and torch are named
+where they are imported). Checked here, at the first import of ``lab``, so that a script
+started outside the project's environment says so in one line, not in a traceback."""
+
+_missing = [name for name in REQUIRED_PACKAGES if importlib.util.find_spec(name) is None]
+if _missing:
+    sys.exit(f"error: {sys.executable} lacks {', '.join(_missing)}: activate the project's "
+             f"environment (source .venv/bin/activate) or install the requirements "
+             f"(pip install -r requirements-lock.txt)")

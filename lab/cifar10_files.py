@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.downloads import CorruptDataError, download_file, extract_archive, file_md5
+from lab.downloads import (CorruptDataError, DownloadError, download_file,
+                           extract_archive, file_md5)
 from lab.fileio import printable
 
 CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
@@ -41,7 +42,13 @@ def ensure_cifar10_batches(data_dir):
     if not batches_dir.is_dir():
         archive = data_dir / CIFAR10_ARCHIVE
         if not archive.is_file():
-            download_file(CIFAR10_URL, archive, md5=CIFAR10_MD5)
+            try:
+                download_file(CIFAR10_URL, archive, md5=CIFAR10_MD5)
+            except DownloadError as error:
+                raise DownloadError(f'{error} Or train offline on Fashion-MNIST: '
+                                    f'--dataset fashion_mnist (Debian\'s package '
+                                    f'dataset-fashion-mnist, or its four files in '
+                                    f'{Path(data_dir) / "FashionMNIST" / "raw"}).') from error
         elif file_md5(archive) != CIFAR10_MD5:
             raise CorruptDataError(f'{archive} does not have the md5 sum of CIFAR-10 '
                                    f'({CIFAR10_MD5}): it is incomplete or another file. '

@@ -5,6 +5,7 @@ reason, before anything is written), 1 for data that cannot be had or read or
 outputs that cannot be written, 130 after Ctrl-C, 143 after SIGTERM.
 """
 import argparse
+import difflib
 import math
 import os
 import re
@@ -13,10 +14,41 @@ import sys
 
 from lab.checkpoints import CheckpointError, read_checkpoint
 from lab.downloads import CorruptDataError, DownloadError
-from lab.datasets import DATASETS, dataset_shape
+from lab.datasets import DATASETS, DataDirError, data_source, dataset_shape
 from lab.fileio import LinkOutOfFolderError, Terminated
 from lab.settings import NOT_SETTINGS, ConfigurationError
 from lab.threads import first_layer_product, print_thread_policy
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, which also names the nearest flag to one it does not know:
+    ``--hiden_dims`` gets "did you mean --hidden_dims?". Its sub-commands' parsers are
+    of this class too, and their flags are among those suggested."""
+
+    def error(self, message):
+        unknown = message.partition('unrecognized arguments: ')[2].split()
+        if any(nearest_flag(word, self) for word in unknown):
+            message = "unrecognized arguments: " + " ".join(
+                f"{word} (did you mean {nearest_flag(word, self)}?)" if nearest_flag(word, self)
+                else word for word in unknown)
+        super().error(message)
+
+
+def nearest_flag(typed, parser):
+    """The flag of ``parser`` or its sub-commands closest to ``typed`` (``--flag`` or
+    ``--flag=value``), or None if none is close."""
+    if not typed.startswith('--'):
+        return None
+    flags = set()
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        flags.update(flag for flag in current._option_string_actions if flag.startswith('--'))
+        parsers += [choice for action in current._actions
+                    if isinstance(action, argparse._SubParsersAction)
+                    for choice in action.choices.values()]
+    matches = difflib.get_close_matches(typed.split('=', 1)[0], sorted(flags), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
 
 MAX_SEED = 2 ** 32 - 1
 """The largest seed both NumPy's and PyTorch's generators accept."""
@@ -287,8 +319,11 @@ def run_command_line(parser, train, files, argv=None):
         n_inputs, n_classes, _ = dataset_shape(args.dataset)
         print_thread_policy(threads, first_layer_product(args.batch_size, n_inputs,
                                                          args.hidden_dims, n_classes))
+        data_line = data_source(args.dataset, args.data_dir)
+        if data_line:
+            print(data_line, flush=True)
         train(**vars(args))
-    except (ConfigurationError, CheckpointError) as error:
+    except (ConfigurationError, CheckpointError, DataDirError) as error:
         parser.error(str(error))
     except LinkOutOfFolderError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")

@@ -25,6 +25,7 @@ import numpy as np
 
 from lab.downloads import CorruptDataError, DownloadError, download_file
 from cifar10_utils import CIFAR10_POOL_SIZE, get_cifar10
+from lab.cifar10_files import CIFAR10_ARCHIVE, CIFAR10_FOLDER
 from cifar10_utils import get_dataloader as cifar10_get_dataloader
 from lab.loaders import (ArrayDataset, ArrayLoader, check_pool_holds, check_validation_size,
                          make_splits, standardise_uint8)
@@ -48,8 +49,9 @@ SPIRAL_NOISE = 0.2
 
 
 class IdxImageSet(NamedTuple):
-    """Where a data set of IDX files lives: its folder under data_dir (torchvision's
+    """A data set of IDX files: its name, its folder under data_dir (torchvision's
     names), a download URL prefix, the md5 of each gzipped file, its class names."""
+    name: str
     folder: str
     url: str
     md5s: dict
@@ -63,6 +65,7 @@ IDX_TEST_LABELS = 't10k-labels-idx1-ubyte'
 IDX_FILES = (IDX_TRAIN_IMAGES, IDX_TRAIN_LABELS, IDX_TEST_IMAGES, IDX_TEST_LABELS)
 
 MNIST = IdxImageSet(
+    name='MNIST',
     folder='MNIST',
     url='https://ossci-datasets.s3.amazonaws.com/mnist/',
     # The md5 sums torchvision lists for these files; this offline machine
@@ -76,6 +79,7 @@ MNIST = IdxImageSet(
 )
 
 FASHION_MNIST = IdxImageSet(
+    name='Fashion-MNIST',
     folder='FashionMNIST',
     url='http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
     # The md5 sums published in Fashion-MNIST's README. Debian recompressed its
@@ -87,6 +91,11 @@ FASHION_MNIST = IdxImageSet(
     classes=('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
              'Sneaker', 'Bag', 'Ankle boot'),
 )
+
+IDX_IMAGE_SETS = {'mnist': (MNIST, ()),
+                  'fashion_mnist': (FASHION_MNIST, (DEBIAN_FASHION_MNIST_DIR,))}
+"""The IDX data sets by name: where they live, and the folders read when `data_dir` lacks them."""
+
 
 # IDX type codes (third byte of the magic number) and their big-endian dtypes.
 IDX_DTYPES = {0x08: '>u1', 0x09: '>i1', 0x0B: '>i2', 0x0C: '>i4', 0x0D: '>f4', 0x0E: '>f8'}
@@ -227,18 +236,43 @@ def _locate_idx_files(image_set, data_dir, other_folders=()):
     then in each of `other_folders`; the first folder holding all four wins.
     Otherwise the files missing from `data_dir`/<folder>/raw are downloaded
     there, with an md5 check.
+
+    Raises
+    ------
+    DownloadError
+        If a file cannot be downloaded, naming every file still missing and where
+        to put them by hand.
     """
     raw_dir = Path(data_dir) / image_set.folder / 'raw'
-    for folder in (raw_dir, *other_folders):
-        paths = {name: _find_idx_file(folder, name) for name in IDX_FILES}
-        if None not in paths.values():
-            return paths
-    for name in IDX_FILES:
-        if _find_idx_file(raw_dir, name) is None:
-            file_name = f'{name}.gz'
+    folder = _idx_folder(image_set, data_dir, other_folders)
+    if folder is not None:
+        return {name: _find_idx_file(folder, name) for name in IDX_FILES}
+    missing = [f'{name}.gz' for name in IDX_FILES if _find_idx_file(raw_dir, name) is None]
+    for file_name in missing:
+        try:
             download_file(image_set.url + file_name, raw_dir / file_name,
                           md5=image_set.md5s[file_name])
+        except DownloadError as error:
+            still_missing = [name for name in missing if not (raw_dir / name).is_file()]
+            raise DownloadError(
+                f'{error} {image_set.name} needs {len(still_missing)} more file'
+                f'{"s" * (len(still_missing) > 1)} in {raw_dir.resolve()}: '
+                f'{", ".join(image_set.url + name for name in still_missing)}.') from error
     return {name: _find_idx_file(raw_dir, name) for name in IDX_FILES}
+
+
+def _idx_folder(image_set, data_dir, other_folders=()):
+    """The first folder that holds all four IDX files of `image_set`: `data_dir`/<folder>/raw,
+    then `other_folders`; None if none does."""
+    for folder in (Path(data_dir) / image_set.folder / 'raw', *other_folders):
+        if _holds_idx_files(folder):
+            return folder
+    return None
+
+
+def _holds_idx_files(folder):
+    """True when `folder` holds the four files of an MNIST-format data set."""
+    return all(_find_idx_file(Path(folder), name) is not None for name in IDX_FILES)
 
 
 def _uint8_mean_std(raw_images, rows_per_chunk=10000):
@@ -304,8 +338,8 @@ def get_fashion_mnist(data_dir='data/', validation_size=IMAGE_VALIDATION_SIZE):
     /usr/share/datasets/fashion-mnist, else downloads the files into the
     former. Standardised with the training pool's pixel mean and std.
     """
-    return _get_idx_image_set(FASHION_MNIST, data_dir, validation_size,
-                              other_folders=(DEBIAN_FASHION_MNIST_DIR,))
+    image_set, other_folders = IDX_IMAGE_SETS['fashion_mnist']
+    return _get_idx_image_set(image_set, data_dir, validation_size, other_folders)
 
 
 def get_spiral(validation_size=None, n_classes=SPIRAL_CLASSES,
@@ -389,6 +423,53 @@ def pool_size(name):
         n_points = SPIRAL_CLASSES * SPIRAL_POINTS_PER_CLASS
         return n_points - n_points // 5
     return {'cifar10': CIFAR10_POOL_SIZE, 'fashion_mnist': 60000, 'mnist': 60000}[name]
+
+
+class DataDirError(ValueError):
+    """``--data_dir`` holds another data set's files and none of the one asked for."""
+
+
+def data_source(name, data_dir):
+    """One line saying which files a run on `name` reads (or downloads), found without
+    reading them; None for the generated spiral.
+
+    Raises
+    ------
+    DataDirError
+        If `data_dir` itself holds the four files of an MNIST-format data set (as
+        Debian's Fashion-MNIST folder does) and none of `name`'s: saying what to type,
+        so that nothing is downloaded into a folder of other data.
+    """
+    _check_name(name)
+    data_dir = Path(data_dir)
+    if name == 'spiral':
+        return None
+    in_debian_folder = data_dir.resolve() == DEBIAN_FASHION_MNIST_DIR.resolve()
+    if name == 'cifar10':
+        if (data_dir / CIFAR10_FOLDER).is_dir():
+            return f"data: CIFAR-10 from {data_dir / CIFAR10_FOLDER}"
+        if (data_dir / CIFAR10_ARCHIVE).is_file():
+            return f"data: CIFAR-10, extracted from {data_dir / CIFAR10_ARCHIVE}"
+        if _holds_idx_files(data_dir):
+            _refuse_other_data(data_dir, 'CIFAR-10', 'fashion_mnist' if in_debian_folder
+                               else 'fashion_mnist (or --dataset mnist)')
+        return f"data: CIFAR-10 is not in {data_dir}: downloading it there"
+    image_set, other_folders = IDX_IMAGE_SETS[name]
+    raw_dir = data_dir / image_set.folder / 'raw'
+    folder = _idx_folder(image_set, data_dir, other_folders)
+    if folder == DEBIAN_FASHION_MNIST_DIR and not in_debian_folder:
+        return f"data: {image_set.name} from {folder} (Debian's copy; {raw_dir} holds none)"
+    if folder is not None:
+        return f"data: {image_set.name} from {folder}"
+    if in_debian_folder:
+        _refuse_other_data(data_dir, image_set.name, 'fashion_mnist')
+    return f"data: {image_set.name} is not in {raw_dir}: downloading it there"
+
+
+def _refuse_other_data(data_dir, wanted, dataset_flag):
+    raise DataDirError(f"--data_dir {data_dir} holds the files of another data set and none "
+                       f"of {wanted}: add --dataset {dataset_flag}, or give the --data_dir "
+                       f"that holds {wanted}")
 
 
 def _check_name(name):

@@ -66,6 +66,8 @@ def download_file(url, destination, md5):
         put the file by hand.
     """
     destination = Path(destination)
+    new_folders = [folder for folder in (destination.parent, *destination.parent.parents)
+                   if not folder.exists()]
     destination.parent.mkdir(parents=True, exist_ok=True)
     by_hand = (f'Without network access, download {url} on another machine and put it at '
                f'{destination.resolve()}, then run again.')
@@ -97,6 +99,18 @@ def download_file(url, destination, md5):
         os.replace(partial, destination)
     finally:
         partial.unlink(missing_ok=True)
+        if not destination.exists():
+            remove_empty_folders(new_folders)
+
+
+def remove_empty_folders(folders):
+    """Remove each of ``folders``, deepest first, that is still empty: a download that
+    failed leaves no folder behind (a mistyped ``--data_dir`` creates nothing)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def extract_archive(archive, folder):

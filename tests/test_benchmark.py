@@ -1,5 +1,6 @@
 """benchmark.py on a tiny budget: every system is measured with one thread and with all,
 the JSON keeps every timing, and the README's tables come out of it."""
+import argparse
 import json
 import mmap
 import statistics
@@ -243,3 +244,40 @@ def test_benchmark_table_refuses_what_train_did_not_write(content, tmp_path):
     [line] = result.stderr.strip().splitlines()
     assert line.startswith('benchmark.py table: error:') and 'summary.json' in line
     assert result.stdout == ''
+
+
+def test_a_lever_without_scipy_says_so_instead_of_an_empty_heading(capsys):
+    results = {'date': '2026-12-03', 'processor': 'cpu', 'cpu_count': 2, 'load_average': 0.0,
+               'blas': {}, 'threads': '1',
+               'update, one thread': {'128x3072': {'this': 1e-3}},
+               'products, one thread': {'128x3072': {'this': 2e-3}},
+               'gather': {'take': 3e-3}, 'optimizer step': {'784-128-10': {'this': 4e-3}},
+               'busy neighbour core': {'relu': {'this': 5e-3}},
+               'two BLAS thread pools, all threads': {},
+               'first pass after a product': {}, 'page faults per step': {}}
+    levers.print_levers(results, argparse.Namespace(n_train=512, repeats=2))
+    printed = capsys.readouterr().out
+    assert ("two BLAS thread pools, all threads: not measured (it needs SciPy, which is not "
+            "installed)") in printed
+    assert "  relu: this 5.000" in printed
+
+
+def test_the_main_job_alone_prints_its_wall_and_cpu_ratios(capsys):
+    from lab.benchmark import train
+
+    def times(main_job, eager):
+        return {'main job': common.summary([main_job]), 'eager epochs': common.summary([eager])}
+    run = {'threads': 1, 'torch': '2', 'blas': {}, 'memory_bandwidth': 1e10, 'shapes': {},
+           'sweep': {}, 'main_job': {'eager_epochs': 10, 'seconds': times(12.0, 10.0),
+                                     'cpu_seconds': times(11.0, 10.0)}}
+    results = {'date': 'd', 'processor': 'p', 'cpu_count': 2, 'load_average': 0.5,
+               'load_average_end': 0.7, 'numpy': '2', 'epochs': 1, 'runs': {'one thread': run}}
+    train.print_train_results(results)
+    printed = capsys.readouterr().out
+    assert "10 eager epochs 10.000 [10.000, 10.000] s wall: 1.20" in printed
+    assert "10 eager epochs 10.000 [10.000, 10.000] s CPU: 1.10" in printed
+    assert "main job / eager epochs = 1.20 (target <= 1.2) ok" in printed
+    assert "sweep" not in printed
+    train.print_train_tables(results)
+    assert "| 1 | 12.000 [12.000, 12.000] | 10.000 [10.000, 10.000] | 1.20 (≤ 1.2) |" in (
+        capsys.readouterr().out)

@@ -31,7 +31,7 @@ import cifar10_utils
 from lab import datasets as data_utils
 from lab.downloads import CorruptDataError, DownloadError
 from cifar10_utils import CIFAR10_MEAN, CIFAR10_STD, get_cifar10, get_dataloader
-from conftest import BOTH_SCRIPTS, REPO, Reduce, run_main, run_script
+from conftest import BOTH_SCRIPTS, REPO, Reduce, needs_fashion_mnist, run_main, run_script
 from lab.cifar10_files import read_cifar10_batch
 from lab.datasets import get_dataset, get_mnist, read_idx
 from lab.loaders import ArrayDataset, apply_per_channel_affine
@@ -680,7 +680,7 @@ def test_interrupted_download_leaves_nothing_and_rerun_succeeds(tmp_path, cifar_
         patch.setattr(urllib.request, 'urlopen', interrupted_urlopen)
         with pytest.raises(DownloadError, match='run again'):
             get_cifar10(data_dir, validation_size=VALIDATION_SIZE)
-    assert list(data_dir.iterdir()) == []
+    assert not data_dir.exists()  # a failed download leaves no folder
     assert len(get_cifar10(data_dir, validation_size=VALIDATION_SIZE)['test']) == 20
 
 
@@ -689,7 +689,7 @@ def test_download_with_wrong_md5_is_discarded(tmp_path, cifar_archive, monkeypat
     data_dir = tmp_path / 'fresh'
     with pytest.raises(DownloadError, match='instead of 0{32}'):
         get_cifar10(data_dir)
-    assert list(data_dir.iterdir()) == []
+    assert not data_dir.exists()  # a failed download leaves no folder
 
 
 def test_no_network_says_where_to_put_the_archive(tmp_path):
@@ -700,7 +700,7 @@ def test_no_network_says_where_to_put_the_archive(tmp_path):
     assert 'network unreachable' in message
     assert str((data_dir / 'cifar-10-python.tar.gz').resolve()) in message
     assert isinstance(raised.value, OSError)
-    assert list(data_dir.iterdir()) == []
+    assert not data_dir.exists()  # a failed download leaves no folder
 
 
 # ---------------------------------------------------------------- loaders
@@ -962,7 +962,7 @@ def test_mnist_from_torchvision_layout(mnist_dir):
 def test_mnist_absent_offline_gives_download_error(tmp_path):
     with pytest.raises(DownloadError, match='put it at'):
         get_dataset('mnist', data_dir=tmp_path)
-    assert list((tmp_path / 'MNIST' / 'raw').iterdir()) == []
+    assert not (tmp_path / 'MNIST').exists()  # a failed download leaves no folder
 
 
 def write_mnist(data_dir, n_train, n_test, pixels=None):
@@ -1115,3 +1115,84 @@ def test_real_fashion_mnist_from_debian(tmp_path):
     assert np.bincount(fashion['test'].labels).tolist() == [1000] * 10
     assert fashion['test'].classes[0] == 'T-shirt/top' and len(fashion['test'].classes) == 10
     assert abs(float(fashion['train'].images.mean())) < 0.01
+
+
+def fail_to_download(url, destination, md5):
+    raise DownloadError(f'Could not download {url}: no network.')
+
+
+def test_the_cifar10_offline_message_offers_fashion_mnist(tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar10_files, 'download_file', fail_to_download)
+    with pytest.raises(DownloadError, match='--dataset fashion_mnist'):
+        get_cifar10(tmp_path)
+
+
+def test_the_mnist_offline_message_names_its_four_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_utils, 'download_file', fail_to_download)
+    with pytest.raises(DownloadError) as failed:
+        get_dataset('mnist', tmp_path)
+    for name in data_utils.IDX_FILES:
+        assert f'{data_utils.MNIST.url}{name}.gz' in str(failed.value)
+
+
+def test_a_failed_download_leaves_no_folder_behind(tmp_path):
+    missing = tmp_path / 'not there.gz'
+    with pytest.raises(DownloadError):
+        from lab.downloads import download_file
+        download_file(missing.as_uri(), tmp_path / 'mistyped' / 'data' / 'file.gz', md5='0')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cifar10_asked_of_a_folder_of_mnist_files_says_what_to_type(tmp_path):
+    for name in data_utils.IDX_FILES:
+        (tmp_path / f'{name}.gz').write_bytes(b'')
+    with pytest.raises(data_utils.DataDirError, match=r'add --dataset fashion_mnist \(or '):
+        data_utils.data_source('cifar10', tmp_path)
+    assert data_utils.data_source('cifar10', tmp_path / 'data') == (
+        f"data: CIFAR-10 is not in {tmp_path / 'data'}: downloading it there")
+
+
+@needs_fashion_mnist
+def test_fashion_mnist_says_when_it_reads_debians_copy(tmp_path):
+    line = data_utils.data_source('fashion_mnist', tmp_path)
+    assert line == (f"data: Fashion-MNIST from {data_utils.DEBIAN_FASHION_MNIST_DIR} "
+                    f"(Debian's copy; {tmp_path / 'FashionMNIST' / 'raw'} holds none)")
+
+
+@needs_fashion_mnist
+@pytest.mark.parametrize('dataset', ['cifar10', 'mnist'])
+def test_the_debian_folder_without_its_data_set_is_refused_before_any_download(dataset,
+                                                                              tmp_path):
+    result = run_script('train_mlp_numpy.py', '--data_dir',
+                        str(data_utils.DEBIAN_FASHION_MNIST_DIR), '--dataset', dataset,
+                        '--out_dir', str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        f"holds the files of another data set and none of "
+        f"{'CIFAR-10' if dataset == 'cifar10' else 'MNIST'}: add --dataset fashion_mnist, "
+        f"or give the --data_dir that holds {'CIFAR-10' if dataset == 'cifar10' else 'MNIST'}")
+    assert sorted(os.listdir(data_utils.DEBIAN_FASHION_MNIST_DIR)) == sorted(
+        f'{name}.gz' for name in data_utils.IDX_FILES)
+
+
+@pytest.mark.skipif(not hasattr(np._core.multiarray, '_set_madvise_hugepage'),
+                    reason="this NumPy has no switch for its huge-page advice")
+def test_the_splits_are_made_in_ordinary_pages_and_the_advice_is_restored():
+    from lab.loaders import make_splits
+    switch = np._core.multiarray._set_madvise_hugepage
+    advice_while_transforming = []
+
+    def transform(raw_images):
+        advice = switch(False)  # returns the advice in force, which is then put back
+        switch(advice)
+        advice_while_transforming.append(advice)
+        return raw_images.astype(np.float32)
+    previous = switch(True)
+    try:
+        splits = make_splits(np.arange(10, dtype=np.uint8), np.arange(10), np.arange(4),
+                             np.arange(4), ['a'], np.arange(10)[::-1], 3, transform=transform)
+        assert switch(True) is True
+    finally:
+        switch(previous)
+    assert advice_while_transforming == [False, False]
+    assert splits['validation'].images.tolist() == [2, 1, 0]

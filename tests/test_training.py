@@ -165,3 +165,37 @@ def test_a_loss_that_jumps_and_recovers_is_not_divergence(script, tmp_path):
     assert (summary['status'], summary['epochs_completed']) == ('completed', 10)
     assert max(logs['train_loss']) > 10
     assert val_accuracies[-1] > 0.8
+
+
+@pytest.mark.parametrize('script, arguments, expected', [
+    ('train_mlp_numpy', ['--hiden_dims', '64'], '--hiden_dims (did you mean --hidden_dims?) 64'),
+    ('train_mlp_pytorch', ['--use_batchnorm'], '--use_batchnorm (did you mean --use_batch_norm?)'),
+    ('benchmark', ['train', '--main_jobs_only'], '--main_jobs_only (did you mean --main_job_only?)'),
+    ('experiments', ['lr_sweep', '--quik'], '--quik (did you mean --quick?)'),
+])
+def test_a_mistyped_flag_gets_the_nearest_flag_suggested(script, arguments, expected, capsys):
+    import importlib
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(script).main(arguments)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"error: unrecognized arguments: {expected}")
+
+
+WITHOUT_TQDM = """
+import runpy, sys
+sys.modules['tqdm'] = None  # as if it were not installed: importing it fails, find_spec is None
+sys.argv = [sys.argv[1], '--help']
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+@pytest.mark.parametrize('script', ['train_mlp_numpy.py', 'benchmark.py', 'experiments.py',
+                                    'grade.py'])
+def test_a_script_outside_the_environment_says_so_in_one_line(script):
+    result = subprocess.run([sys.executable, '-c', WITHOUT_TQDM, script], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr == (f"error: {sys.executable} lacks tqdm: activate the project's "
+                             f"environment (source .venv/bin/activate) or install the "
+                             f"requirements (pip install -r requirements-lock.txt)\n")

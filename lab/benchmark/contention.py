@@ -172,7 +172,8 @@ def run_contention_table(args):
 def add_contention_commands(subcommands):
     parser = subcommands.add_parser(
         'contention', help='time epochs beside 0, 1 and 2 busy processes, on 1 thread, '
-                           'all threads and the default')
+                           'all threads and the default (the longest; its full size is not '
+                           'timed: docs/speed.md uses --n_train 10000 --epochs 3)')
     parser.add_argument('--epochs', type=positive_int, default=3,
                         help='epochs timed per setting after a warm-up; the median is '
                              'reported (default: 3)')

@@ -293,13 +293,20 @@ def run_levers(args):
         'two BLAS thread pools, all threads': two_pools_levers(args)}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     save_json(args.json, results)
+    print_levers(results, args)
+    print(f"\nNumbers written to {args.json}")
+
+
+def print_levers(results, args):
+    """The levers' tables; a lever that was not measured says why, instead of an empty table."""
     print(f"{results['date']}, {results['processor']}, {results['cpu_count']} cores, load "
           f"average {results['load_average']:.1f}, BLAS {blas_summary(results['blas'])}, "
           f"BLAS threads: {results['threads']}; medians of {args.repeats} timings in turn")
     for lever in ('update, one thread', 'products, one thread', 'gather', 'optimizer step',
                   'busy neighbour core', 'two BLAS thread pools, all threads'):
-        print(f"\n{lever}, ms:")
         cases = results[lever] if lever != 'gather' else {f'{args.n_train} images': results[lever]}
+        print(f"\n{lever}, ms:" if cases else
+              f"\n{lever}: not measured (it needs SciPy, which is not installed)")
         for case, timings in cases.items():
             print(f"  {case}: " + ", ".join(f"{name} {seconds * 1e3:.3f}"
                                             for name, seconds in timings.items()))
@@ -308,12 +315,12 @@ def run_levers(args):
         print(f"  {case}: {timings['first pass'] * 1e6:.0f}, {timings['second pass'] * 1e6:.0f}")
     print("\nminor page faults per step: " + ", ".join(
         f"{case} {faults:.1f}" for case, faults in results['page faults per step'].items()))
-    print(f"\nNumbers written to {args.json}")
 
 
 def add_levers_commands(subcommands):
     parser = subcommands.add_parser(
-        'levers', help='time the speed-ups tried and not kept, against what the code does')
+        'levers', help='time the speed-ups tried and not kept, against what the code does '
+                       '(about 2 minutes)')
     add_levers_flags(parser)
     parser.add_argument('--json', default='results/benchmark_levers.json',
                         help='where to write the numbers (default: results/benchmark_levers.json)')

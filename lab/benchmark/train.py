@@ -619,7 +619,8 @@ def seconds_cell(seconds):
 
 def add_train_commands(subcommands):
     parser = subcommands.add_parser(
-        'train', help='time training epochs of this project and its peers, 1 and all threads')
+        'train', help='time training epochs of this project and its peers, 1 and all threads '
+                      '(about 9 minutes; --main_job_only about 4)')
     add_train_flags(parser)
     parser.set_defaults(run=run_train_benchmark)
     worker = subcommands.add_parser('train-worker')  # one thread count; run by `train`
@@ -668,7 +669,7 @@ def add_train_flags(parser):
                              'with --quick)')
     parser.add_argument('--main_job_only', action='store_true',
                         help='time only the main job against the eager epochs, with one '
-                             'thread and with all (about 3 minutes on 2 quiet cores)')
+                             'thread and with all (about 4 minutes on 2 quiet cores)')
     parser.add_argument('--quick', action='store_true',
                         help='a smoke run: 512 images per shape, 2 epochs, 1 repeat, the '
                              'main job on one spiral epoch; its numbers are not measurements')
