@@ -172,6 +172,7 @@ def test_a_loss_that_jumps_and_recovers_is_not_divergence(script, tmp_path):
     ('train_mlp_pytorch', ['--use_batchnorm'], '--use_batchnorm (did you mean --use_batch_norm?)'),
     ('benchmark', ['train', '--main_jobs_only'], '--main_jobs_only (did you mean --main_job_only?)'),
     ('experiments', ['lr_sweep', '--quik'], '--quik (did you mean --quick?)'),
+    ('lab.grading.cli', ['--no_sandbx'], '--no_sandbx (did you mean --no_sandbox?)'),
 ])
 def test_a_mistyped_flag_gets_the_nearest_flag_suggested(script, arguments, expected, capsys):
     import importlib

@@ -33,7 +33,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from lab.cli import ReaderSafeStream
+from lab.cli import ArgumentParser, ReaderSafeStream
 from lab.fileio import atomic_write
 from lab.grading.report import (class_summary, format_class_summary, format_json,
                                 format_text, gradescope_results, write_grades_csv, write_json)
@@ -371,7 +371,7 @@ def _stop_workers(pool, grace_s=1.0):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog='grade.py', description="Grade the assignment's modules.py, mlp_numpy.py and "
                                      "mlp_pytorch.py, naming each mistake.")
     parser.add_argument('path', nargs='?', metavar='PATH',
@@ -522,7 +522,7 @@ def run(parser, args):
                            f"({error.strerror}); grades.csv, feedback/ and the summary "
                            f"are written\n")
         print(f"\nwrote {out_dir / 'grades.csv'}, {out_dir / 'feedback'}/, "
-              f"{out_dir / 'class_summary.txt'} and {page}")
+              f"{out_dir / 'class_summary.txt'}, {out_dir / 'class_summary.json'} and {page}")
         return 0
     report = grade_path(path, args.year, args.rubric, limits)
     if args.output_format == 'json':
