@@ -219,20 +219,26 @@ def _user_task_count():
 
 # -- a user id of its own, a control group, a run folder -----------------------------------
 
+def _process_files(name):
+    """(pid, the bytes of /proc/<pid>/<name>) for every process that can be read now."""
+    for entry in os.scandir('/proc'):
+        if entry.name.isdigit():
+            try:
+                with open(f'/proc/{entry.name}/{name}', 'rb') as file:
+                    yield int(entry.name), file.read()
+            except OSError:
+                continue
+
+
 def _user_ids():
     """{pid: the set of its user ids (real, effective, saved, file system)}, from /proc."""
     users = {}
-    for entry in os.scandir('/proc'):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f'/proc/{entry.name}/status', 'rb') as status:
-                for line in status:
-                    if line.startswith(b'Uid:'):
-                        users[int(entry.name)] = {int(value) for value in line.split()[1:]}
-                        break
-        except (OSError, ValueError):
-            continue
+    for pid, status in _process_files('status'):
+        for line in status.splitlines():
+            if line.startswith(b'Uid:'):
+                with contextlib.suppress(ValueError):
+                    users[pid] = {int(value) for value in line.split()[1:]}
+                break
     return users
 
 
@@ -678,15 +684,9 @@ def _become_subreaper():
 def _parent_ids():
     """{pid: parent pid} of every process on the machine, read from /proc."""
     parents = {}
-    for entry in os.scandir('/proc'):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f'/proc/{entry.name}/stat', 'rb') as stat:
-                fields = stat.read().rsplit(b')', 1)[1].split()
-            parents[int(entry.name)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
+    for pid, line in _process_files('stat'):
+        with contextlib.suppress(IndexError, ValueError):
+            parents[pid] = int(line.rsplit(b')', 1)[1].split()[1])
     return parents
 
 
@@ -1234,11 +1234,11 @@ class StudentSession:
                 self._end(f"stopped after {self.limits.wall_s:g} s of wall-clock time (an "
                           f"endless loop, or code far too slow?)")
             else:
-                self._end(f"a call ran past its time budget of {seconds:g} s and ignored "
+                self._end(f"ran one call past its time budget of {seconds:g} s and ignored "
                           f"the alarm: stopped (an infinite loop?)")
         except self.spec.WireError as error:
             if self.problem is None and not self._exits_within(EXIT_GRACE_SECONDS):
-                self._end(f"its answers could not be read: {error}")
+                self._end(f"sent answers that could not be read: {error}")
         raise SessionEnded(self.why_ended())
 
     def _exits_within(self, seconds):
